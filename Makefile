@@ -1,0 +1,67 @@
+# graspstack: `make demo` (set up, then the main job) and `make test` are all a fresh machine needs.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+GS := $(BIN)/graspstack
+STAMP := $(VENV)/.setup-stamp
+DEMO := runs/demo
+
+.PHONY: setup test test-all lint format bench demo clean constraints
+
+setup: $(STAMP) system-packages
+
+# Reinstall only when the dependency files change; pip sees torch==2.13.0 and takes the CPU wheel on disk.
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+# Debian's redis-server and prometheus (with promtool), installed only when missing.
+.PHONY: system-packages
+system-packages:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+test: setup
+	$(BIN)/pytest -q
+
+# Everything, the minutes-long renders included.
+test-all: setup
+	$(BIN)/pytest -q -m ''
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: setup
+	$(BIN)/python -m benchmarks.run --out reports/bench.json
+
+# The main job. Until the services exist: render held-out lab scenes, draw one with its ground truth,
+# and score the baselines with error histograms.
+demo: setup
+	$(GS) lab render --out $(DEMO)/data/nominal --scenes 40 --seed 9001 --slice nominal
+	$(GS) lab render --out $(DEMO)/data/hard --scenes 20 --seed 9001 --slice hard
+	$(GS) lab show --scene $(DEMO)/data/nominal/000000 --out $(DEMO)/scene_ground_truth.png
+	$(GS) lab verify --data $(DEMO)/data
+	$(GS) eval --data $(DEMO)/data --predictor mean --plot $(DEMO)/mean_errors.png
+	$(GS) eval --data $(DEMO)/data --predictor scripted --plot $(DEMO)/scripted_errors.png
+	@echo "demo outputs in $(DEMO)/"
+
+# Refresh the lock after changing dependencies in pyproject.toml.
+constraints:
+	$(BIN)/pip freeze --exclude-editable | grep -v '^graspstack' > constraints.txt
+
+clean:
+	rm -rf $(DEMO) .pytest_cache .ruff_cache

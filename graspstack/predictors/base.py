@@ -1,0 +1,30 @@
+"""The predictor interface and the registry that `graspstack eval --predictor NAME` uses."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from graspstack.frames import Frame, ObjectPose
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """Frame in, poses out. Sees only what a robot sends: RGB, depth and intrinsics."""
+
+    name: str
+
+    def predict(self, frame: Frame) -> list[ObjectPose]: ...
+
+
+def load_predictor(spec: str) -> Predictor:
+    """Build a predictor from its name: `mean`, `scripted` (more arrive with the pose model)."""
+    name, _, arg = spec.partition(":")
+    if name == "mean":
+        from graspstack.predictors.mean import MeanPosePredictor
+
+        return MeanPosePredictor.load(arg or None)
+    if name == "scripted":
+        from graspstack.predictors.scripted import ScriptedPredictor
+
+        return ScriptedPredictor()
+    raise ValueError(f"unknown predictor {spec!r}: expected one of mean, scripted")

@@ -1,0 +1,90 @@
+"""Back-projection of depth and the table plane fit (RANSAC, then least squares on the inliers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from graspstack.frames import Intrinsics
+
+
+@dataclass(frozen=True)
+class Plane:
+    """Points p with normal @ p + offset = 0; normal is unit and points towards the camera (up)."""
+
+    normal: np.ndarray
+    offset: float
+    noise_scale: float  # robust std of depth residuals divided by z^2 (sensor noise grows as z^2)
+
+    def height(self, points: np.ndarray) -> np.ndarray:
+        """Signed distance above the table for (..., 3) points."""
+        return points @ self.normal + self.offset
+
+    def frame(self, anchor: np.ndarray) -> np.ndarray:
+        """T_cam_table: z along the normal, origin under anchor on the plane, x arbitrary but fixed."""
+        z = self.normal
+        ref = np.array([1.0, 0.0, 0.0]) if abs(z[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+        x = np.cross(ref, z)
+        x /= np.linalg.norm(x)
+        T = np.eye(4)
+        T[:3, :3] = np.stack([x, np.cross(z, x), z], axis=1)
+        T[:3, 3] = anchor - self.height(anchor) * z
+        return T
+
+    def depth_sigma(self, z: np.ndarray | float) -> np.ndarray | float:
+        return self.noise_scale * np.asarray(z) ** 2
+
+
+def back_project(depth_m: np.ndarray, intr: Intrinsics) -> np.ndarray:
+    """HxWx3 camera-frame points (OpenCV axes); pixels without a reading come out as (0, 0, 0)."""
+    h, w = depth_m.shape
+    u = (np.arange(w, dtype=np.float32) - intr.cx) / intr.fx
+    v = (np.arange(h, dtype=np.float32) - intr.cy) / intr.fy
+    return np.stack([depth_m * u[None, :], depth_m * v[:, None], depth_m], axis=-1)
+
+
+def fit_plane(
+    points: np.ndarray, iterations: int = 150, threshold_m: float = 0.006, seed: int = 0
+) -> tuple[Plane, np.ndarray]:
+    """RANSAC plane through (N, 3) points, refit to its inliers. Returns the plane and the inlier mask.
+
+    The table fills most of every frame in the envelope, so the plane with most support is the table;
+    ties with a large object face are broken towards the plane farther from the camera.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(points)
+    if n < 3:
+        raise ValueError("need at least 3 points to fit a plane")
+    best_score, best = -1.0, None
+    idx = rng.integers(0, n, size=(iterations, 3))
+    for i, j, k in idx:
+        normal = np.cross(points[j] - points[i], points[k] - points[i])
+        norm = np.linalg.norm(normal)
+        if norm < 1e-9:
+            continue
+        normal /= norm
+        offset = -normal @ points[i]
+        count = np.count_nonzero(np.abs(points @ normal + offset) < threshold_m)
+        score = count + 1e-3 * abs(offset)  # prefer the farther plane among equals
+        if score > best_score:
+            best_score, best = score, (normal, offset)
+    if best is None:
+        raise ValueError("degenerate points: no plane")
+    normal, offset = best
+    inliers = np.abs(points @ normal + offset) < threshold_m
+    # Least squares refit twice, tightening to the residual spread so the estimate is not biased
+    # by object feet or sensor noise at the far edge.
+    for _ in range(2):
+        p = points[inliers]
+        centroid = p.mean(axis=0)
+        normal = np.linalg.svd(p - centroid, full_matrices=False)[2][2]
+        offset = -normal @ centroid
+        resid = points @ normal + offset
+        inliers = np.abs(resid) < threshold_m
+    if offset < 0:  # orient the normal towards the camera: camera origin must be above the table
+        normal, offset = -normal, -offset
+    p = points[inliers]
+    r = np.abs(p @ normal + offset) / np.maximum(p[:, 2], 1e-3) ** 2
+    noise_scale = 1.4826 * float(np.median(r))
+    return Plane(normal, float(offset), noise_scale), inliers

@@ -1,0 +1,1 @@
+"""gRPC services: thin servicers over the pure-Python cores in graspstack (CONTRACTS section 5)."""
