@@ -1,0 +1,1 @@
+"""`make bench`: throughput and latency measurements, written to reports/bench.json and .md."""

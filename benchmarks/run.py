@@ -1,0 +1,103 @@
+"""Benchmarks: lab rendering throughput and pose-estimator latency, in one run on this machine.
+
+Writes JSON (for tracking) and Markdown (for people). Numbers are wall-clock on whatever machine
+runs this: compare only within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _percentiles(ms: list[float]) -> dict:
+    a = np.asarray(ms)
+    return {"p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2),
+            "p99": round(float(np.percentile(a, 99)), 2), "mean": round(float(a.mean()), 2), "n": int(a.size)}
+
+
+def bench_render(scenes: int, workers: list[int]) -> list[dict]:
+    from lab.dataset import render_dataset
+
+    rows = []
+    for slice_name in ("nominal", "hard"):
+        for w in workers:
+            with tempfile.TemporaryDirectory() as tmp:
+                info = render_dataset(tmp, scenes, seed=777, slice_name=slice_name, workers=w, progress=True)
+            rows.append({"slice": slice_name, "workers": w, "scenes": scenes, "seconds": info["seconds"],
+                         "scenes_per_second": info["scenes_per_second"]})
+    return rows
+
+
+def bench_predictors(specs: list[str], scenes: int) -> list[dict]:
+    """Per-frame latency of each predictor on the same held-out frames (decoding excluded)."""
+    from lab.dataset import render_dataset
+
+    from graspstack.predictors import load_predictor
+    from graspstack.scene_io import Scene, iter_scene_dirs
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        frames = {}
+        for slice_name in ("nominal", "hard"):
+            render_dataset(Path(tmp) / slice_name, scenes, seed=9999, slice_name=slice_name, progress=False)
+            frames[slice_name] = [Scene(d).frame() for d in iter_scene_dirs(Path(tmp) / slice_name)]
+        for spec in specs:
+            predictor = load_predictor(spec)
+            predictor.predict(frames["nominal"][0])  # warm-up: lazy loading is not per-frame cost
+            for slice_name, fs in frames.items():
+                ms = []
+                for f in fs:
+                    t0 = time.perf_counter()
+                    predictor.predict(f)
+                    ms.append((time.perf_counter() - t0) * 1e3)
+                rows.append({"predictor": spec, "slice": slice_name, "latency_ms": _percentiles(ms),
+                             "frames_per_second": round(1e3 / float(np.mean(ms)), 2)})
+    return rows
+
+
+def to_markdown(result: dict) -> str:
+    lines = [f"# Benchmarks ({result['when']}, {result['machine']})", "", "## Lab rendering", "",
+             "| slice | workers | scenes | seconds | scenes/s |", "|---|---|---|---|---|"]
+    lines += [f"| {r['slice']} | {r['workers']} | {r['scenes']} | {r['seconds']} | {r['scenes_per_second']} |"
+              for r in result["render"]]
+    lines += ["", "## Pose estimators, per 640x480 frame (single request)", "",
+              "| predictor | slice | p50 ms | p95 ms | p99 ms | frames/s |", "|---|---|---|---|---|---|"]
+    for r in result["predictors"]:
+        lat = r["latency_ms"]
+        lines.append(f"| {r['predictor']} | {r['slice']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | "
+                     f"{r['frames_per_second']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default="reports/bench.json")
+    parser.add_argument("--render-scenes", type=int, default=60)
+    parser.add_argument("--predict-scenes", type=int, default=30)
+    parser.add_argument("--predictors", default="mean,scripted")
+    args = parser.parse_args()
+    cores = os.cpu_count() or 1
+    result = {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()}, {cores} cores, {platform.python_implementation()} "
+                   f"{platform.python_version()}",
+        "render": bench_render(args.render_scenes, sorted({1, cores})),
+        "predictors": bench_predictors(args.predictors.split(","), args.predict_scenes),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    out.with_suffix(".md").write_text(to_markdown(result))
+    print(to_markdown(result))
+
+
+if __name__ == "__main__":
+    main()
