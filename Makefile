@@ -7,7 +7,7 @@ GS := $(BIN)/graspstack
 STAMP := $(VENV)/.setup-stamp
 DEMO := runs/demo
 
-.PHONY: setup test test-all lint format bench demo clean constraints
+.PHONY: setup test test-all lint format bench demo clean constraints proto
 
 setup: $(STAMP) system-packages
 
@@ -58,6 +58,10 @@ demo: setup
 	$(GS) eval --data $(DEMO)/data --predictor mean --plot $(DEMO)/mean_errors.png
 	$(GS) eval --data $(DEMO)/data --predictor scripted --plot $(DEMO)/scripted_errors.png
 	@echo "demo outputs in $(DEMO)/"
+
+# Regenerate graspstack/v1 from protos/graspstack/v1 (a test fails when they drift).
+proto: setup
+	$(BIN)/python -m graspstack.protogen
 
 # Refresh the lock after changing dependencies in pyproject.toml.
 constraints:

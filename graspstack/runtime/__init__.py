@@ -1,0 +1,1 @@
+"""Running the local system's parts: Redis, Prometheus and the services as processes."""

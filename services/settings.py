@@ -1,0 +1,51 @@
+"""Service settings from environment variables, typed and validated at start-up.
+
+Each service reads `GRASPSTACK_<SERVICE>_<FIELD>` (for example `GRASPSTACK_POSE_PORT=6000`), with
+the defaults of CONTRACTS section 5. A bad value stops the service before it binds a port.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A 1920x1080 frame is at most ~6.2 MB of PNG colour plus ~4.1 MB of PNG depth (incompressible
+# noise); 16 MiB admits it with room for metadata and rejects anything clearly larger.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+DEFAULT_PORTS = {"camera": 50051, "pose": 50052, "grasp": 50053, "shadow": 50054, "flywheel": 50055}
+# Prometheus scrape ports: gRPC port - 41000 (camera 9051 ... flywheel 9055).
+METRICS_PORT_OFFSET = -41000
+
+
+class ServerSettings(BaseSettings):
+    """What every service has: where it listens and how it treats connections."""
+
+    model_config = SettingsConfigDict(extra="ignore", validate_default=True)
+
+    host: str = "0.0.0.0"
+    port: int = Field(ge=1, le=65535)
+    metrics_port: int = Field(ge=0, le=65535, description="0 disables the /metrics endpoint")
+    max_message_bytes: int = Field(default=MAX_MESSAGE_BYTES, ge=1024 * 1024)
+    max_workers: int = Field(default=16, ge=1, le=256)
+    grace_s: float = Field(default=10.0, ge=0, description="time in-flight calls get on SIGTERM")
+    keepalive_time_s: float = Field(default=30.0, gt=0)
+    keepalive_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class RedisSettingsMixin(BaseSettings):
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_s: float = Field(default=2.0, gt=0)
+
+
+def _defaults(service: str) -> dict:
+    port = DEFAULT_PORTS[service]
+    return {"port": port, "metrics_port": port + METRICS_PORT_OFFSET}
+
+
+class CameraSettings(ServerSettings, RedisSettingsMixin):
+    model_config = SettingsConfigDict(env_prefix="GRASPSTACK_CAMERA_", extra="ignore")
+    port: int = Field(default=_defaults("camera")["port"], ge=1, le=65535)
+    metrics_port: int = Field(default=_defaults("camera")["metrics_port"], ge=0, le=65535)
+    frame_ttl_s: int = Field(default=300, ge=1, description="how long stored frames live")
+    max_stream_frames: int = Field(default=1000, ge=1, description="frames per StreamFrames call")
