@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import grpc
 
+from graspstack import metrics
 from graspstack.ingest import FrameError, FrameStore, decode_frame
 from graspstack.v1 import camera_pb2, camera_pb2_grpc, frames_pb2
-from services import metrics
 from services.convert import raw_frame_from_proto, raw_frame_to_proto, timestamp_in
 from services.errors import NotFound, check_deadline, grpc_errors
 from services.server import ServiceSpec

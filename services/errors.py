@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 from contextlib import contextmanager
 
 import grpc
@@ -26,7 +27,13 @@ _CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (FrameStoreUnavailable, grpc.StatusCode.UNAVAILABLE),
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
     (TimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (queue.Full, grpc.StatusCode.RESOURCE_EXHAUSTED),
 ]
+
+
+_DEFAULT_MESSAGES = {
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "service saturated: too many frames waiting; retry with backoff",
+}
 
 
 @contextmanager
@@ -37,7 +44,7 @@ def grpc_errors(context: grpc.ServicerContext):
     except tuple(cls for cls, _ in _CODES) as err:
         for cls, code in _CODES:
             if isinstance(err, cls):
-                context.abort(code, str(err))
+                context.abort(code, str(err) or _DEFAULT_MESSAGES.get(code, code.name))
 
 
 def check_deadline(context: grpc.ServicerContext, what: str) -> None:

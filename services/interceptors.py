@@ -6,7 +6,7 @@ import time
 
 import grpc
 
-from services import metrics
+from graspstack import metrics
 
 
 def _split(full_method: str) -> tuple[str, str]:

@@ -49,3 +49,26 @@ class CameraSettings(ServerSettings, RedisSettingsMixin):
     metrics_port: int = Field(default=_defaults("camera")["metrics_port"], ge=0, le=65535)
     frame_ttl_s: int = Field(default=300, ge=1, description="how long stored frames live")
     max_stream_frames: int = Field(default=1000, ge=1, description="frames per StreamFrames call")
+
+
+class PoseSettings(ServerSettings, RedisSettingsMixin):
+    model_config = SettingsConfigDict(env_prefix="GRASPSTACK_POSE_", extra="ignore")
+    port: int = Field(default=_defaults("pose")["port"], ge=1, le=65535)
+    metrics_port: int = Field(default=_defaults("pose")["metrics_port"], ge=0, le=65535)
+    model: str = Field(default="", description="registry version to serve; empty = the active one")
+    max_batch_size: int = Field(default=4, ge=1, le=64)
+    max_wait_ms: float = Field(default=5.0, ge=0, le=1000)
+    max_queue: int = Field(default=64, ge=1, description="frames waiting beyond this get RESOURCE_EXHAUSTED")
+    shadow_target: str = Field(default="127.0.0.1:50054", description="host:port of the shadow; empty = off")
+    shadow_queue: int = Field(default=32, ge=1, description="mirrored frames waiting; more are dropped")
+    shadow_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class ShadowSettings(ServerSettings, RedisSettingsMixin):
+    model_config = SettingsConfigDict(env_prefix="GRASPSTACK_SHADOW_", extra="ignore")
+    port: int = Field(default=_defaults("shadow")["port"], ge=1, le=65535)
+    metrics_port: int = Field(default=_defaults("shadow")["metrics_port"], ge=0, le=65535)
+    predictor: str = Field(default="scripted", description="the baseline behind the shadow interface")
+    max_batch_size: int = Field(default=1, ge=1, le=64)
+    max_wait_ms: float = Field(default=0.0, ge=0, le=1000)
+    max_queue: int = Field(default=16, ge=1)

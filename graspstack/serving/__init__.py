@@ -1,0 +1,1 @@
+"""Serving cores, transport-free: dynamic batching, the pose estimator, the shadow mirror."""

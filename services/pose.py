@@ -1,0 +1,133 @@
+"""Pose estimation (50052) and the shadow baseline (50054): one servicer, two configurations.
+
+The pose service serves a registry model version and mirrors every request to the shadow; the
+shadow serves the scripted baseline behind the same interface and mirrors nothing.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from graspstack.frames import Frame
+from graspstack.ingest import FrameStore, decode_frame, frame_id
+from graspstack.predictors.base import Predictor, load_predictor
+from graspstack.serving.pose_estimator import PoseEstimator
+from graspstack.serving.shadow import MirrorItem, ShadowMirror
+from graspstack.v1 import pose_pb2, pose_pb2_grpc
+from services.convert import pose_from_proto, pose_to_proto, raw_frame_from_proto
+from services.errors import NotFound, check_deadline, grpc_errors
+from services.server import ServiceSpec
+from services.settings import PoseSettings, ShadowSettings
+
+BASELINES = ("mean", "scripted")
+
+
+class PoseServicer(pose_pb2_grpc.PoseEstimationServicer):
+    def __init__(
+        self, estimator: PoseEstimator, store: FrameStore | None, mirror: ShadowMirror | None = None
+    ):
+        self.estimator = estimator
+        self.store = store
+        self.mirror = mirror
+
+    def _frame(self, request: pose_pb2.EstimatePosesRequest) -> tuple[Frame, str]:
+        source = request.WhichOneof("source")
+        if source == "frame":
+            raw = raw_frame_from_proto(request.frame)
+        elif source == "frame_ref":
+            if self.store is None:
+                raise NotFound("this service has no frame store; send the frame inline")
+            raw = self.store.get(request.frame_ref.frame_id)
+            if raw is None:
+                raise NotFound(f"frame {request.frame_ref.frame_id!r} is not stored (expired, or never sent)")
+        else:
+            from graspstack.ingest import FrameError
+
+            raise FrameError("request has neither a frame nor a frame_ref")
+        return decode_frame(raw), frame_id(raw)
+
+    def EstimatePoses(self, request, context):
+        with grpc_errors(context):
+            check_deadline(context, "estimating poses")
+            frame, fid = self._frame(request)
+            est = self.estimator.estimate(frame, timeout_s=context.time_remaining())
+            if self.mirror is not None:
+                self.mirror.offer(MirrorItem(request, est.poses, est.model_version, {"frame_id": fid}))
+            return pose_pb2.EstimatePosesResponse(
+                objects=[pose_to_proto(p) for p in est.poses],
+                model_version=est.model_version,
+                queue_ms=est.queue_ms,
+                compute_ms=est.compute_ms,
+                frame_id=fid,
+            )
+
+
+def resolve_version(version: str) -> str:
+    """Empty means the registry's active model; baselines are served under their own names."""
+    if version:
+        return version
+    from graspstack.pose_model.registry import active_version
+
+    return active_version()
+
+
+def load_version(version: str) -> Predictor:
+    return load_predictor(version if version in BASELINES else f"model:{version}")
+
+
+def _shadow_client(target: str, timeout_s: float):
+    channel = grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 * 1024 * 1024)])
+    stub = pose_pb2_grpc.PoseEstimationStub(channel)
+
+    def ask(request: pose_pb2.EstimatePosesRequest):
+        response = stub.EstimatePoses(request, timeout=timeout_s)
+        return [pose_from_proto(p) for p in response.objects]
+
+    return ask, channel
+
+
+def _spec(
+    name: str, servicer: PoseServicer, estimator: PoseEstimator, store: FrameStore, extra_stop
+) -> ServiceSpec:
+    return ServiceSpec(
+        name=name,
+        grpc_services=[pose_pb2.DESCRIPTOR.services_by_name["PoseEstimation"].full_name],
+        register=lambda server: pose_pb2_grpc.add_PoseEstimationServicer_to_server(servicer, server),
+        ready=store.ping,  # the model is loaded before the server starts; frame refs need Redis
+        on_stop=[estimator.close, *extra_stop],
+    )
+
+
+def build(settings: PoseSettings | None = None) -> tuple[ServiceSpec, PoseSettings]:
+    settings = settings or PoseSettings()
+    version = resolve_version(settings.model)
+    estimator = PoseEstimator(
+        load_version,
+        version,
+        service="pose",
+        max_batch_size=settings.max_batch_size,
+        max_wait_s=settings.max_wait_ms / 1e3,
+        max_queue=settings.max_queue,
+    )
+    store = FrameStore.from_url(settings.redis_url, timeout_s=settings.redis_timeout_s)
+    mirror, stops = None, []
+    if settings.shadow_target:
+        ask, channel = _shadow_client(settings.shadow_target, settings.shadow_timeout_s)
+        mirror = ShadowMirror(ask, max_queue=settings.shadow_queue)
+        stops = [mirror.close, channel.close]
+    servicer = PoseServicer(estimator, store, mirror)
+    return _spec("pose", servicer, estimator, store, stops), settings
+
+
+def build_shadow(settings: ShadowSettings | None = None) -> tuple[ServiceSpec, ShadowSettings]:
+    settings = settings or ShadowSettings()
+    estimator = PoseEstimator(
+        load_predictor,
+        settings.predictor,
+        service="shadow",
+        max_batch_size=settings.max_batch_size,
+        max_wait_s=settings.max_wait_ms / 1e3,
+        max_queue=settings.max_queue,
+    )
+    store = FrameStore.from_url(settings.redis_url, timeout_s=settings.redis_timeout_s)
+    return _spec("shadow", PoseServicer(estimator, store), estimator, store, []), settings

@@ -1,0 +1,34 @@
+import numpy as np
+
+from graspstack.frames import Frame, Intrinsics, ObjectPose
+from graspstack.serving.pose_estimator import PoseEstimator
+
+
+class _Fixed:
+    """A real predictor with a fixed answer per version (the registry's job is tested elsewhere)."""
+
+    def __init__(self, version):
+        self.name = version
+        self.offset = 0.0 if version == "v1" else 0.05
+
+    def predict(self, frame):
+        return [ObjectPose("lego", np.array([self.offset, 0, 0.5]), np.array([0, 0, 0, 1.0]), 0.9)]
+
+
+def _frame():
+    return Frame(
+        np.zeros((120, 160, 3), np.uint8),
+        np.full((120, 160), 0.5, np.float32),
+        Intrinsics(100, 100, 80, 60, 160, 120),
+    )
+
+
+def test_switching_versions_without_restart():
+    est = PoseEstimator(_Fixed, "v1", max_batch_size=2, max_wait_s=0.001)
+    first = est.estimate(_frame(), timeout_s=5)
+    assert first.model_version == "v1" and first.poses[0].position_m[0] == 0.0
+    est.switch("v2")
+    second = est.estimate(_frame(), timeout_s=5)
+    assert second.model_version == "v2" and second.poses[0].position_m[0] == 0.05
+    assert second.queue_ms >= 0 and second.compute_ms >= 0
+    est.close()
