@@ -77,3 +77,59 @@ SHADOW_UNMATCHED = Counter(
 SHADOW_MIRRORED = Counter(
     "graspstack_shadow_mirrored_total", "Frames mirrored to the shadow, by outcome.", ["outcome"]
 )  # compared | dropped | error
+
+# -- the lab robot: accuracy against the cell's ground truth, grasp outcomes, step latency ----------
+# Exposed by the robot process (its own /metrics port), since only the cell knows the truth.
+POSE_POSITION_ERROR_M = Histogram(
+    "graspstack_pose_position_error_m",
+    "Position error against ground truth per counted object, metres.",
+    ["model_version", "stage", "class_name"],
+    buckets=POSITION_BUCKETS_M,
+)
+POSE_ANGLE_ERROR_DEG = Histogram(
+    "graspstack_pose_angle_error_deg",
+    "Symmetry-aware angular error against ground truth per counted object, degrees.",
+    ["model_version", "stage", "class_name"],
+    buckets=ANGLE_BUCKETS_DEG,
+)
+POSE_EVALUATED = Counter(
+    "graspstack_pose_objects_evaluated_total",
+    "Counted objects (visible >= 0.3) scored against ground truth.",
+    ["model_version", "stage", "class_name"],
+)
+POSE_WITHIN_SPEC = Counter(
+    "graspstack_pose_objects_within_spec_total",
+    "Counted objects within 1 cm and 5 deg of ground truth.",
+    ["model_version", "stage", "class_name"],
+)
+GRASP_ATTEMPTS = Counter(
+    "graspstack_grasp_attempts_total", "Grasps executed by the robot.", ["model_version", "stage"]
+)
+GRASP_SUCCESSES = Counter(
+    "graspstack_grasp_successes_total", "Grasps that lifted and held the object.", ["model_version", "stage"]
+)
+ROBOT_STEP_SECONDS = Histogram(
+    "graspstack_robot_step_seconds",
+    "Robot-side latency per step.",
+    ["step", "stage"],
+    buckets=LATENCY_BUCKETS_S,
+)  # camera | pose | grasp
+
+# -- data flywheel ----------------------------------------------------------------------------------
+FLYWHEEL_PRODUCED = Counter(
+    "graspstack_flywheel_cases_produced_total", "Hard cases produced, by trigger.", ["trigger", "stage"]
+)
+FLYWHEEL_PRODUCER_DROPPED = Counter(
+    "graspstack_flywheel_producer_dropped_total",
+    "Hard cases lost because Redis was down and the local buffer full.",
+    ["trigger"],
+)
+FLYWHEEL_STORED = Counter("graspstack_flywheel_cases_stored_total", "Hard cases durably stored.", ["trigger"])
+FLYWHEEL_DEAD_LETTERED = Counter(
+    "graspstack_flywheel_cases_dead_lettered_total",
+    "Entries moved to the dead-letter stream after too many failures.",
+    [],
+)
+FLYWHEEL_PENDING = Gauge("graspstack_flywheel_pending", "Entries delivered but not yet acknowledged.", [])
+FLYWHEEL_LAG = Gauge("graspstack_flywheel_consumer_lag", "Entries in the stream not yet delivered.", [])
+FLYWHEEL_STORE_BYTES = Gauge("graspstack_flywheel_store_bytes", "Size of the case store on disk, bytes.", [])

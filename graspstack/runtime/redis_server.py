@@ -62,9 +62,12 @@ class RedisServer:
             str(self.data_dir / "redis.log"),
         ]
 
-    def start(self, timeout_s: float = 10.0) -> RedisServer:
+    def start(self, timeout_s: float = 10.0, detach: bool = False) -> RedisServer:
+        """Start and wait until it answers. detach: outlive this process (`graspstack up`)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=detach
+        )
         deadline = time.monotonic() + timeout_s
         client = redis.Redis(host=self.host, port=self.port, socket_connect_timeout=0.2)
         while time.monotonic() < deadline:
