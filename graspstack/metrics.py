@@ -51,7 +51,15 @@ POSE_OBJECTS = Counter(
     "graspstack_pose_objects_total", "Objects reported, by class.", ["service", "model_version", "class_name"]
 )
 POSE_MODEL_INFO = Gauge(
-    "graspstack_pose_model_info", "1 for the model version being served.", ["service", "model_version"]
+    "graspstack_pose_model_info",
+    "1 for the model version a pose service serves, 0 after it switched away.",
+    ["service", "model_version", "stage"],
+)
+POSE_LATENCY_SECONDS = Histogram(
+    "graspstack_pose_latency_seconds",
+    "Server-side time per EstimatePoses (decode, queue and model), by the version that answered.",
+    ["service", "model_version", "stage"],
+    buckets=LATENCY_BUCKETS_S,
 )
 
 # Buckets bracket the requirement (1 cm, 5 deg): disagreement beyond it is a hard-case trigger.
@@ -133,3 +141,16 @@ FLYWHEEL_DEAD_LETTERED = Counter(
 FLYWHEEL_PENDING = Gauge("graspstack_flywheel_pending", "Entries delivered but not yet acknowledged.", [])
 FLYWHEEL_LAG = Gauge("graspstack_flywheel_consumer_lag", "Entries in the stream not yet delivered.", [])
 FLYWHEEL_STORE_BYTES = Gauge("graspstack_flywheel_store_bytes", "Size of the case store on disk, bytes.", [])
+FLYWHEEL_PRODUCER_BUFFERED = Gauge(
+    "graspstack_flywheel_producer_buffered",
+    "Hard cases held in a producer's local buffer, waiting for Redis.",
+    [],
+)
+FLYWHEEL_CONSUMER_RETRIES = Counter(
+    "graspstack_flywheel_consumer_retries_total",
+    "Stream entries that failed to store and were left pending for a retry, by error kind.",
+    ["error"],
+)
+FLYWHEEL_LABELS = Counter(
+    "graspstack_flywheel_labels_total", "Labeler outcomes on hard cases.", ["outcome"]
+)  # labelled | skipped | rejected

@@ -6,8 +6,11 @@ shadow serves the scripted baseline behind the same interface and mirrors nothin
 
 from __future__ import annotations
 
+import time
+
 import grpc
 
+from graspstack import metrics
 from graspstack.frames import Frame
 from graspstack.ingest import FrameStore, decode_frame, frame_id
 from graspstack.predictors.base import Predictor, load_predictor
@@ -47,10 +50,14 @@ class PoseServicer(pose_pb2_grpc.PoseEstimationServicer):
         return decode_frame(raw), frame_id(raw)
 
     def EstimatePoses(self, request, context):
+        start = time.perf_counter()
         with grpc_errors(context):
             check_deadline(context, "estimating poses")
             frame, fid = self._frame(request)
             est = self.estimator.estimate(frame, timeout_s=context.time_remaining())
+            metrics.POSE_LATENCY_SECONDS.labels(
+                self.estimator.service, est.model_version, self.estimator.stage
+            ).observe(time.perf_counter() - start)
             if self.mirror is not None:
                 self.mirror.offer(MirrorItem(request, est.poses, est.model_version, {"frame_id": fid}))
             return pose_pb2.EstimatePosesResponse(
@@ -87,7 +94,7 @@ def _shadow_client(target: str, timeout_s: float):
 
 
 def _spec(
-    name: str, servicer: PoseServicer, estimator: PoseEstimator, store: FrameStore, extra_stop
+    name: str, servicer: PoseServicer, estimator: PoseEstimator, store: FrameStore, extra_stop, on_reload=None
 ) -> ServiceSpec:
     return ServiceSpec(
         name=name,
@@ -95,6 +102,7 @@ def _spec(
         register=lambda server: pose_pb2_grpc.add_PoseEstimationServicer_to_server(servicer, server),
         ready=store.ping,  # the model is loaded before the server starts; frame refs need Redis
         on_stop=[estimator.close, *extra_stop],
+        on_reload=on_reload,
     )
 
 
@@ -105,6 +113,7 @@ def build(settings: PoseSettings | None = None) -> tuple[ServiceSpec, PoseSettin
         load_version,
         version,
         service="pose",
+        stage=settings.stage,
         max_batch_size=settings.max_batch_size,
         max_wait_s=settings.max_wait_ms / 1e3,
         max_queue=settings.max_queue,
@@ -116,7 +125,10 @@ def build(settings: PoseSettings | None = None) -> tuple[ServiceSpec, PoseSettin
         mirror = ShadowMirror(ask, max_queue=settings.shadow_queue)
         stops = [mirror.close, channel.close]
     servicer = PoseServicer(estimator, store, mirror)
-    return _spec("pose", servicer, estimator, store, stops), settings
+    # SIGHUP: serve the registry's active version now (a pilot promoted or rolled back), unless this
+    # service was pinned to a version.
+    reload = None if settings.model else lambda: estimator.switch(resolve_version(""))
+    return _spec("pose", servicer, estimator, store, stops, reload), settings
 
 
 def build_shadow(settings: ShadowSettings | None = None) -> tuple[ServiceSpec, ShadowSettings]:

@@ -35,6 +35,7 @@ class ServiceSpec:
     register: Callable[[grpc.Server], None]
     ready: Callable[[], bool] = lambda: True  # dependencies loaded and reachable
     on_stop: list[Callable[[], None]] = field(default_factory=list)
+    on_reload: Callable[[], None] | None = None  # SIGHUP: reload configuration (pose: the active model)
 
 
 class GrpcServer:
@@ -116,11 +117,23 @@ class GrpcServer:
             hook()
         log.info("%s stopped", self.spec.name)
 
+    def _reload(self) -> None:
+        try:
+            self.spec.on_reload()
+            log.info("%s reloaded", self.spec.name)
+        except Exception:  # a bad reload keeps the old configuration serving
+            log.exception("%s reload failed; still serving the previous configuration", self.spec.name)
+
     def serve_forever(self) -> None:
         """Run until SIGTERM or SIGINT, then drain."""
         self.start()
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+        if self.spec.on_reload is not None:
+            # Reload off the signal handler's frame: loading a model takes a while.
+            signal.signal(
+                signal.SIGHUP, lambda *_: threading.Thread(target=self._reload, daemon=True).start()
+            )
         stop.wait()
         self.stop()

@@ -56,6 +56,7 @@ class PoseSettings(ServerSettings, RedisSettingsMixin):
     port: int = Field(default=_defaults("pose")["port"], ge=1, le=65535)
     metrics_port: int = Field(default=_defaults("pose")["metrics_port"], ge=0, le=65535)
     model: str = Field(default="", description="registry version to serve; empty = the active one")
+    stage: str = Field(default="lab", description="pilot stage label on metrics: lab | pilot | production")
     max_batch_size: int = Field(default=4, ge=1, le=64)
     max_wait_ms: float = Field(default=5.0, ge=0, le=1000)
     max_queue: int = Field(default=64, ge=1, description="frames waiting beyond this get RESOURCE_EXHAUSTED")
@@ -72,3 +73,27 @@ class ShadowSettings(ServerSettings, RedisSettingsMixin):
     max_batch_size: int = Field(default=1, ge=1, le=64)
     max_wait_ms: float = Field(default=0.0, ge=0, le=1000)
     max_queue: int = Field(default=16, ge=1)
+
+
+class GraspSettings(ServerSettings, RedisSettingsMixin):
+    model_config = SettingsConfigDict(env_prefix="GRASPSTACK_GRASP_", extra="ignore")
+    port: int = Field(default=_defaults("grasp")["port"], ge=1, le=65535)
+    metrics_port: int = Field(default=_defaults("grasp")["metrics_port"], ge=0, le=65535)
+    max_grasps: int = Field(default=10, ge=1, le=200, description="grasps answered when the request says 0")
+
+
+class FlywheelSettings(ServerSettings, RedisSettingsMixin):
+    model_config = SettingsConfigDict(env_prefix="GRASPSTACK_FLYWHEEL_", extra="ignore")
+    port: int = Field(default=_defaults("flywheel")["port"], ge=1, le=65535)
+    metrics_port: int = Field(default=_defaults("flywheel")["metrics_port"], ge=0, le=65535)
+    store_path: str = Field(default="runs/local/flywheel", description="blobs and SQLite index of cases")
+    stream: str = Field(default="graspstack:flywheel:cases", description="the hard-case stream")
+    dead_letter_stream: str = Field(default="graspstack:flywheel:dead")
+    group: str = Field(default="flywheel", description="consumer group on the case stream")
+    # Stable across restarts, so a restarted service re-reads its own pending entries first.
+    consumer_name: str = Field(default="flywheel-1", min_length=1)
+    lease_s: float = Field(default=600.0, gt=0, description="how long a pulled case is reserved")
+    max_deliveries: int = Field(default=5, ge=1, description="failed deliveries before dead-lettering")
+    claim_idle_ms: int = Field(default=60_000, ge=100, description="idle ms before taking over an entry")
+    consumer_batch: int = Field(default=16, ge=1, le=1000)
+    retry_base_s: float = Field(default=0.5, gt=0, description="first retry delay of a failed entry; doubles")

@@ -26,7 +26,7 @@ PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 PROMETHEUS_PORT = 9090
 REDIS_PORT = 6379
 # Start order: dependencies first; the shadow before the pose service that mirrors to it.
-SERVICES = ("camera", "shadow", "pose")
+SERVICES = ("camera", "grasp", "shadow", "pose")
 
 
 @dataclass
@@ -46,6 +46,11 @@ def _load() -> list[Component]:
     return [Component(**c) for c in json.loads(f.read_text())] if f.exists() else []
 
 
+def components() -> list[Component]:
+    """What `graspstack up` started (running or not)."""
+    return _load()
+
+
 def _save(components: list[Component]) -> None:
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     _state_file().write_text(json.dumps([c.__dict__ for c in components], indent=1))
@@ -63,7 +68,8 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _spawn(cmd: list[str], log_name: str, env: dict | None = None) -> int:
+def spawn(cmd: list[str], log_name: str, env: dict | None = None) -> int:
+    """Start a detached process logging to runs/local/logs/<log_name>.log; returns its pid."""
     logs = STATE_DIR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / f"{log_name}.log", "ab") as log:
@@ -83,7 +89,7 @@ def _start_prometheus() -> int | None:
     if exe is None:
         print("prometheus not installed (make setup installs it); continuing without it", file=sys.stderr)
         return None
-    return _spawn(
+    return spawn(
         [
             exe,
             f"--config.file={PROMETHEUS_CONFIG}",
@@ -110,7 +116,9 @@ def up(model: str = "", timeout_s: float = 120.0, services: tuple[str, ...] = SE
     exe = str(Path(sys.executable).with_name("graspstack"))
     for name in services:
         cmd = [exe, "serve", name] + (["--model", model] if name == "pose" and model else [])
-        components.append(Component(name, _spawn(cmd, name), "service", DEFAULT_PORTS[name]))
+        # The local system's pose service plays the production fleet's.
+        env = {"GRASPSTACK_POSE_STAGE": "production"} if name == "pose" else None
+        components.append(Component(name, spawn(cmd, name, env), "service", DEFAULT_PORTS[name]))
         _save(components)
     deadline = time.monotonic() + timeout_s
     waiting = set(services)

@@ -33,16 +33,19 @@ class PoseEstimator:
         version: str,
         *,
         service: str = "pose",
+        stage: str = "lab",
         max_batch_size: int = 4,
         max_wait_s: float = 0.005,
         max_queue: int = 256,
     ):
         self._loader = loader
         self.service = service
+        self.stage = stage
         self._lock = threading.Lock()
         self._predictor = loader(version)
         self._version = version
-        metrics.POSE_MODEL_INFO.labels(service, version).set(1)
+        metrics.POSE_MODEL_INFO.labels(service, version, stage).set(1)
+        metrics.POSE_LATENCY_SECONDS.labels(service, version, stage)  # series exist before traffic
         self._batcher = Batcher(
             self._run_batch, max_batch_size, max_wait_s, max_queue, name=f"{service}-batch"
         )
@@ -57,8 +60,9 @@ class PoseEstimator:
         with self._lock:
             old = self._version
             self._predictor, self._version = predictor, version
-        metrics.POSE_MODEL_INFO.labels(self.service, old).set(0)
-        metrics.POSE_MODEL_INFO.labels(self.service, version).set(1)
+        metrics.POSE_MODEL_INFO.labels(self.service, old, self.stage).set(0)
+        metrics.POSE_MODEL_INFO.labels(self.service, version, self.stage).set(1)
+        metrics.POSE_LATENCY_SECONDS.labels(self.service, version, self.stage)
 
     def _run_batch(self, frames: list[Frame]) -> list[tuple[list[ObjectPose], str]]:
         with self._lock:  # one batch, one version, even if a switch lands meanwhile

@@ -1,0 +1,1 @@
+"""Staged pilots: lab, then pilot cell, then production, gated on Prometheus queries."""

@@ -1,0 +1,122 @@
+"""The pilot report: Markdown with PNG plots, one folder per run under runs/pilot/."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from graspstack.pilot.overview import render_overview
+from graspstack.pilot.prometheus import Prometheus
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _fmt(v) -> str:
+    return "no data" if v is None else f"{v:.4g}"
+
+
+def plot_gates(outcome: dict, path: Path) -> Path:
+    """Every gate's value at every check, stage after stage, against its threshold."""
+    gates = (
+        [g["gate"] for g in outcome["stages"][0]["checks"][0]]
+        if outcome["stages"] and outcome["stages"][0]["checks"]
+        else []
+    )
+    fig = Figure(figsize=(4.2 * max(1, len(gates)), 3.4))
+    axes = fig.subplots(1, max(1, len(gates)), squeeze=False)
+    for gi, name in enumerate(gates):
+        ax = axes[0][gi]
+        x, labels = 0, []
+        for stage in outcome["stages"]:
+            xs, ys = [], []
+            for check in stage["checks"]:
+                r = check[gi]
+                x += 1
+                labels.append(stage["stage"][:4])
+                if r["value"] is not None:
+                    xs.append(x)
+                    ys.append(r["value"])
+            ax.plot(xs, ys, "o-", label=f"{stage['stage']} ({stage['decision']})")
+        threshold = outcome["stages"][0]["checks"][0][gi]["threshold"]
+        ax.axhline(threshold, color="red", linestyle="--", linewidth=1, label="threshold")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("check")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"pilot of {outcome['candidate']}: {outcome['final_decision']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def write_report(outcome: dict, prom: Prometheus, out_dir: str | Path | None = None) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(outcome["started"]))
+    out = Path(out_dir) if out_dir else ROOT / "runs" / "pilot" / f"{stamp}-{outcome['candidate']}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pilot.json").write_text(json.dumps(outcome, indent=1))
+    lines = [
+        f"# Pilot of `{outcome['candidate']}` (current `{outcome['current']}`)",
+        "",
+        f"**Outcome: {outcome['final_decision']}**; active version now `{outcome['active_version']}`.",
+        "",
+        "| stage | decision | scenes | grasp success | pose within spec | pose p50 / p95 / p99 ms (robot) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in outcome["stages"]:
+        r = s["robot"]
+        lat = r.get("latency_ms", {}).get("pose", {})
+        lines.append(
+            f"| {s['stage']} | {s['decision']} | {r.get('scenes', 0)} | {_fmt(r.get('grasp_success_rate'))} "
+            f"| {_fmt(r.get('pose_within_spec_rate'))} | {lat.get('p50', '-')} / {lat.get('p95', '-')} / "
+            f"{lat.get('p99', '-')} |"
+        )
+    if outcome["stages"] and outcome["stages"][0]["checks"]:
+        lines += ["", f"![gate values per check]({plot_gates(outcome, out / 'gates.png').name})"]
+    overview = render_overview(prom, outcome["started"], outcome["ended"], out / "overview.png")
+    if overview:
+        lines += [
+            "",
+            "## Fleet overview (the Grafana overview's queries, rendered)",
+            "",
+            f"![overview]({overview.name})",
+        ]
+    lines += ["", "## Gate checks", ""]
+    for s in outcome["stages"]:
+        lines += [
+            f"### {s['stage']}: {s['decision']}",
+            "",
+            "| check | gate | value | threshold | result |",
+            "|---|---|---|---|---|",
+        ]
+        for k, check in enumerate(s["checks"], 1):
+            for g in check:
+                result = {True: "pass", False: "FAIL", None: "no data"}[g["passed"]]
+                lines.append(
+                    f"| {k} | {g['gate']} | {_fmt(g['value'])} | {g['op']} {g['threshold']} | {result} |"
+                )
+        if s["checks"]:
+            lines += ["", "Queries:", ""] + [f"- {g['gate']}: `{g['query']}`" for g in s["checks"][-1]]
+        failures = s["robot"].get("failures") or {}
+        if failures:
+            lines += ["", "Robot failures: " + ", ".join(f"{k} ({v})" for k, v in failures.items())]
+        lines.append("")
+    alerts = outcome.get("alerts", [])
+    lines += ["## Alerts at the end of the pilot", ""]
+    for a in alerts:
+        labels = ", ".join(f"{k}={v}" for k, v in a["labels"].items() if k != "alertname")
+        lines.append(f"- {a['name']}: {a['state']} ({labels})")
+    if not alerts:
+        lines.append("- none")
+    if "hard_cases" in outcome:
+        lines += [
+            "",
+            "## Hard cases collected",
+            "",
+            "```",
+            json.dumps(outcome["hard_cases"], indent=1),
+            "```",
+        ]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return out / "report.md"

@@ -1,0 +1,224 @@
+"""`graspstack pilot --candidate VERSION`: promote a model through lab, pilot cell and production.
+
+Each stage starts a pose service for the candidate (labelled with the stage), lets the lab robot
+drive traffic at it (in production: a canary share beside the current version), and evaluates the
+stage's gates against Prometheus every `interval_s`. Too many failed checks roll back (the
+candidate service stops, the registry keeps the current version); a stage without data holds;
+passing every stage promotes: the registry's active version changes and the running pose service
+reloads it without a restart (SIGHUP).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from graspstack.pilot.config import Gate, PilotConfig, Stage
+from graspstack.pilot.prometheus import Prometheus, PrometheusError
+from graspstack.runtime import local
+from graspstack.runtime.health import check
+
+
+@dataclass
+class GateResult:
+    gate: str
+    query: str
+    value: float | None
+    threshold: float
+    op: str
+    passed: bool | None  # None: no data yet
+
+
+@dataclass
+class StageResult:
+    stage: str
+    decision: str  # promote | rollback | hold
+    started: float
+    ended: float
+    checks: list[list[GateResult]] = field(default_factory=list)
+    robot: dict = field(default_factory=dict)
+
+
+def evaluate(
+    prom: Prometheus, gates: list[Gate], version: str, stage: str, window_s: int, service: str
+) -> list[GateResult]:
+    results = []
+    for g in gates:
+        expr = g.query.format(version=version, stage=stage, window=f"{window_s}s", service=service)
+        try:
+            value = prom.scalar(expr)
+        except PrometheusError as err:
+            raise PrometheusError(f"gate {g.name!r}: {err}\n{expr}") from err
+        results.append(
+            GateResult(g.name, expr, value, g.threshold, g.op, None if value is None else g.passes(value))
+        )
+    return results
+
+
+class Traffic:
+    """The lab robot in a thread, picking scene after scene until stopped."""
+
+    def __init__(self, stage: Stage, pose_target: str, canary: str | None):
+        from lab.robot import LabRobot, Targets
+
+        self.robot = LabRobot(
+            Targets(pose=pose_target),
+            stage=stage.name,
+            canary=canary,
+            canary_weight=stage.canary_weight if canary else 0.0,
+        )
+        self.stage = stage
+        self.reports: list = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"robot-{stage.name}", daemon=True)
+
+    def _run(self) -> None:
+        from lab.scenes import render_scene
+
+        index = 0
+        while not self._stop.is_set():
+            rendered = render_scene(self.robot.cell, self.stage.slice, self.stage.seed, index)
+            self.reports.append(self.robot.pick(rendered, index))
+            index += 1
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+        self.robot.close()
+
+    def summary(self) -> dict:
+        from lab.robot import summarize
+
+        s = summarize(list(self.reports), self.stage.slice, self.stage.seed, "service")
+        s.pop("scenes_detail")
+        return s
+
+
+def _start_candidate(candidate: str, stage: str, config: PilotConfig) -> int:
+    exe = str(Path(os.sys.executable).with_name("graspstack"))
+    env = {"GRASPSTACK_POSE_METRICS_PORT": str(config.candidate_metrics_port), "GRASPSTACK_POSE_STAGE": stage}
+    pid = local.spawn(
+        [exe, "serve", "pose", "--port", str(config.candidate_port), "--model", candidate],
+        f"pose-candidate-{stage}",
+        env,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if check(f"127.0.0.1:{config.candidate_port}") == "SERVING":
+            return pid
+        time.sleep(0.3)
+    _stop_process(pid)
+    raise TimeoutError(f"candidate {candidate} not SERVING; see runs/local/logs/pose-candidate-{stage}.log")
+
+
+def _stop_process(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(300):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+    except OSError:
+        return
+
+
+def run_stage(
+    stage: Stage, candidate: str, current_target: str, prom: Prometheus, config: PilotConfig, log=print
+) -> StageResult:
+    pid = _start_candidate(candidate, stage.name, config)
+    target = f"127.0.0.1:{config.candidate_port}"
+    result = StageResult(stage.name, "hold", time.time(), 0.0)
+    try:
+        canary = target if stage.canary_weight < 1.0 else None
+        with Traffic(stage, current_target if canary else target, canary) as traffic:
+            failures = 0
+            for k in range(stage.checks):
+                time.sleep(stage.interval_s)
+                window = int(time.time() - result.started + config.scrape_settle_s)
+                checks = evaluate(prom, stage.gates, candidate, stage.name, window, "pose-candidate")
+                result.checks.append(checks)
+                failed = [c.gate for c in checks if c.passed is False]
+                failures += bool(failed)
+                log(
+                    f"[{stage.name}] check {k + 1}/{stage.checks}: "
+                    + ", ".join(
+                        f"{c.gate}={'no data' if c.value is None else f'{c.value:.4g}'}" for c in checks
+                    )
+                )
+                if failures > stage.failure_limit:
+                    result.decision = "rollback"
+                    break
+            else:
+                complete = all(c.passed for c in result.checks[-1])
+                result.decision = "promote" if complete else "hold"
+            result.robot = traffic.summary()
+    finally:
+        _stop_process(pid)
+        result.ended = time.time()
+    return result
+
+
+def run_pilot(
+    candidate: str, config: PilotConfig | None = None, out_dir: str | Path | None = None, log=print
+) -> dict:
+    from prometheus_client import start_http_server
+
+    from graspstack.pilot.report import write_report
+    from graspstack.pose_model import registry
+
+    config = config or PilotConfig.default()
+    if not all(r["state"] in ("SERVING", "READY", "UP") for r in local.status() or [{"state": "DOWN"}]):
+        log("starting the local system (graspstack up)")
+        local.up()
+    current = registry.active_version()
+    if candidate == "degraded":
+        from graspstack.pilot.degrade import make_degraded
+
+        candidate = make_degraded(current)
+        log(f"made degraded candidate {candidate} from {current}")
+    if candidate not in registry.list_versions():
+        raise ValueError(f"unknown candidate {candidate!r}; registry has {registry.list_versions()}")
+    prom = Prometheus(config.prometheus_url)
+    start_http_server(config.robot_metrics_port)  # the robot's accuracy and grasp metrics
+    started = time.time()
+    stages: list[StageResult] = []
+    for stage in config.stages:
+        log(f"stage {stage.name}: candidate {candidate}, current {current}")
+        result = run_stage(stage, candidate, "127.0.0.1:50052", prom, config, log)
+        stages.append(result)
+        log(f"stage {stage.name}: {result.decision}")
+        if result.decision != "promote":
+            break
+    promoted = len(stages) == len(config.stages) and stages[-1].decision == "promote"
+    if promoted:
+        registry.activate(candidate)
+        for c in local.components():
+            if c.name == "pose":
+                os.kill(c.pid, signal.SIGHUP)  # the fleet's pose service reloads the active version
+    outcome = {
+        "candidate": candidate,
+        "current": current,
+        "promoted": promoted,
+        "final_decision": "promoted" if promoted else stages[-1].decision if stages else "hold",
+        "active_version": registry.active_version(),
+        "started": started,
+        "ended": time.time(),
+        "stages": [asdict(s) for s in stages],
+    }
+    time.sleep(config.scrape_settle_s)
+    try:
+        outcome["alerts"] = [
+            {"name": a["labels"].get("alertname"), "state": a["state"], "labels": a["labels"]}
+            for a in prom.alerts()
+        ]
+    except PrometheusError as err:
+        outcome["alerts_error"] = str(err)
+    outcome["report"] = str(write_report(outcome, prom, out_dir))
+    return outcome

@@ -1,0 +1,94 @@
+"""Pilot gates evaluated by a real Prometheus scraping real metrics."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+
+from graspstack.pilot.config import PilotConfig
+from graspstack.pilot.prometheus import Prometheus
+from graspstack.pilot.run import evaluate
+from graspstack.runtime.prometheus_server import PrometheusServer
+from graspstack.runtime.redis_server import free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def scraped(tmp_path):
+    """Our metric names in a private registry, exposed over HTTP and scraped every second."""
+    registry = CollectorRegistry()
+    labels = ["model_version", "stage", "class_name"]
+    m = {
+        "evaluated": Counter("graspstack_pose_objects_evaluated_total", "", labels, registry=registry),
+        "within": Counter("graspstack_pose_objects_within_spec_total", "", labels, registry=registry),
+        "attempts": Counter(
+            "graspstack_grasp_attempts_total", "", ["model_version", "stage"], registry=registry
+        ),
+        "successes": Counter(
+            "graspstack_grasp_successes_total", "", ["model_version", "stage"], registry=registry
+        ),
+        "latency": Histogram(
+            "graspstack_pose_latency_seconds",
+            "",
+            ["service", "model_version", "stage"],
+            buckets=(0.05, 0.1, 0.2),
+            registry=registry,
+        ),
+        "handled": Counter("grpc_server_handled_total", "", ["grpc_method", "grpc_code"], registry=registry),
+    }
+    port = free_port()
+    server, _ = start_http_server(port, registry=registry)
+    prom = PrometheusServer(tmp_path / "prom", free_port(), {"pose-candidate": f"127.0.0.1:{port}"}).start()
+    yield m, Prometheus(prom.url)
+    prom.stop()
+    server.shutdown()
+
+
+def _wait_for_scrapes(prom: Prometheus, metric: str, minimum: int = 2) -> None:
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        result = prom.query(f"count_over_time({metric}[1m])")
+        if result and float(result[0]["value"][1]) >= minimum:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{metric} not scraped")
+
+
+def test_good_candidate_passes_and_bad_one_fails(scraped):
+    m, prom = scraped
+    for version in ("good", "bad"):
+        # Initialise the series at zero first, as a running service would, so increase() sees it all.
+        for k in ("evaluated", "within"):
+            m[k].labels(version, "lab", "duck").inc(0)
+        m["attempts"].labels(version, "lab").inc(0)
+        m["successes"].labels(version, "lab").inc(0)
+        m["latency"].labels("pose", version, "lab")
+    m["handled"].labels("EstimatePoses", "OK").inc(0)
+    _wait_for_scrapes(prom, "graspstack_pose_objects_evaluated_total")
+    for version, ok_share, latency in (("good", 0.95, 0.03), ("bad", 0.4, 0.15)):
+        m["evaluated"].labels(version, "lab", "duck").inc(100)
+        m["within"].labels(version, "lab", "duck").inc(100 * ok_share)
+        m["attempts"].labels(version, "lab").inc(20)
+        m["successes"].labels(version, "lab").inc(20 * ok_share)
+        for _ in range(50):
+            m["latency"].labels("pose", version, "lab").observe(latency)
+    m["handled"].labels("EstimatePoses", "OK").inc(100)
+    time.sleep(3)
+    gates = PilotConfig.default().stages[0].gates
+    good = {r.gate: r for r in evaluate(prom, gates, "good", "lab", 60, "pose-candidate")}
+    bad = {r.gate: r for r in evaluate(prom, gates, "bad", "lab", 60, "pose-candidate")}
+    assert all(r.passed for r in good.values()), {k: (r.value, r.passed) for k, r in good.items()}
+    assert abs(good["within-spec ratio"].value - 0.95) < 0.02
+    assert good["pose p99 latency (s)"].value <= 0.1
+    assert good["pose error ratio"].value == 0.0
+    assert bad["within-spec ratio"].passed is False and bad["pose p99 latency (s)"].passed is False
+    assert bad["grasp success ratio"].passed is False
+
+
+def test_a_version_without_traffic_has_no_data(scraped):
+    _, prom = scraped
+    results = evaluate(prom, PilotConfig.default().stages[0].gates, "absent", "lab", 60, "pose-candidate")
+    assert results[0].value is None and results[0].passed is None
