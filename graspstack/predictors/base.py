@@ -17,7 +17,7 @@ class Predictor(Protocol):
 
 
 def load_predictor(spec: str) -> Predictor:
-    """Build a predictor from its name: `mean`, `scripted` (more arrive with the pose model)."""
+    """Build a predictor from its name: `mean`, `scripted`, `model[:VERSION]` (default: the active one)."""
     name, _, arg = spec.partition(":")
     if name == "mean":
         from graspstack.predictors.mean import MeanPosePredictor
@@ -27,4 +27,8 @@ def load_predictor(spec: str) -> Predictor:
         from graspstack.predictors.scripted import ScriptedPredictor
 
         return ScriptedPredictor()
-    raise ValueError(f"unknown predictor {spec!r}: expected one of mean, scripted")
+    if name == "model":
+        from graspstack.pose_model.infer import ModelPredictor
+
+        return ModelPredictor(arg or None)
+    raise ValueError(f"unknown predictor {spec!r}: expected one of mean, scripted, model[:VERSION]")
