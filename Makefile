@@ -7,7 +7,7 @@ GS := $(BIN)/graspstack
 STAMP := $(VENV)/.setup-stamp
 DEMO := runs/demo
 
-.PHONY: setup test test-all lint format bench demo clean constraints proto
+.PHONY: setup test test-all lint format bench demo clean constraints proto chaos
 
 setup: $(STAMP) system-packages
 
@@ -63,9 +63,42 @@ demo: setup
 proto: setup
 	$(BIN)/python -m graspstack.protogen
 
+# Failure tests of the flywheel against real redis-server processes: a table of produced,
+# stored, duplicated and lost cases per scenario (exits non-zero on any loss or duplicate).
+chaos: setup
+	$(BIN)/python -m graspstack.flywheel.chaos
+
 # Refresh the lock after changing dependencies in pyproject.toml.
 constraints:
 	$(BIN)/pip freeze --exclude-editable | grep -v '^graspstack' > constraints.txt
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache
+
+# Load test against the running local system (`GRASPSTACK_POSE_MODEL=mean graspstack up` first): locust
+# robots stream a real lab frame, ask pose, ask grasp. Fails when the pose p99 is over 100 ms or any
+# request fails (loadtests/check.py, plus locust's own exit code). CSV and HTML under runs/load/.
+LOAD := runs/load
+USERS ?= 4
+SPAWN_RATE ?= 2
+DURATION ?= 60s
+LOCUST := $(BIN)/locust -f loadtests/locustfile.py --headless
+.PHONY: load capacity load-up
+
+# Rendered once; the users send these PNGs as they are on disk.
+$(LOAD)/frames/.rendered:
+	$(GS) lab render --out $(LOAD)/frames --scenes 20 --seed 9500 --slice nominal --workers 1
+	@touch $@
+
+load-up:
+	@$(GS) status >/dev/null || { echo "the local system is not up or not healthy; start it with"; \
+	  echo "  GRASPSTACK_POSE_MODEL=mean $(GS) up"; echo "graspstack status says:"; $(GS) status; exit 1; }
+
+load: setup $(LOAD)/frames/.rendered load-up
+	$(LOCUST) -u $(USERS) -r $(SPAWN_RATE) -t $(DURATION) --only-summary \
+	  --csv $(LOAD)/load --html $(LOAD)/load.html; \
+	  locust_rc=$$?; $(BIN)/python -m loadtests.check $(LOAD)/load && exit $$locust_rc
+
+# Steps the number of robots (1, 2, 4, 8, 16) and records the most served at pose p99 under 100 ms.
+capacity: setup $(LOAD)/frames/.rendered load-up
+	$(BIN)/python -m loadtests.capacity --out $(LOAD)/capacity.json

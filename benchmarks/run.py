@@ -16,11 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _percentiles(ms: list[float]) -> dict:
-    a = np.asarray(ms)
-    return {"p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2),
-            "p99": round(float(np.percentile(a, 99)), 2), "mean": round(float(a.mean()), 2), "n": int(a.size)}
+from benchmarks.stats import percentiles
 
 
 def bench_render(scenes: int, workers: list[int]) -> list[dict]:
@@ -31,49 +27,129 @@ def bench_render(scenes: int, workers: list[int]) -> list[dict]:
         for w in workers:
             with tempfile.TemporaryDirectory() as tmp:
                 info = render_dataset(tmp, scenes, seed=777, slice_name=slice_name, workers=w, progress=True)
-            rows.append({"slice": slice_name, "workers": w, "scenes": scenes, "seconds": info["seconds"],
-                         "scenes_per_second": info["scenes_per_second"]})
+            rows.append(
+                {
+                    "slice": slice_name,
+                    "workers": w,
+                    "scenes": scenes,
+                    "seconds": info["seconds"],
+                    "scenes_per_second": info["scenes_per_second"],
+                }
+            )
     return rows
 
 
-def bench_predictors(specs: list[str], scenes: int) -> list[dict]:
-    """Per-frame latency of each predictor on the same held-out frames (decoding excluded)."""
+def held_out_frames(scenes: int) -> dict[str, list]:
+    """Decoded frames of held-out seed 9999 per slice (decoding is not part of any timing)."""
+    from graspstack.scene_io import Scene, iter_scene_dirs
     from lab.dataset import render_dataset
 
-    from graspstack.predictors import load_predictor
-    from graspstack.scene_io import Scene, iter_scene_dirs
-
-    rows = []
+    frames = {}
     with tempfile.TemporaryDirectory() as tmp:
-        frames = {}
         for slice_name in ("nominal", "hard"):
             render_dataset(Path(tmp) / slice_name, scenes, seed=9999, slice_name=slice_name, progress=False)
             frames[slice_name] = [Scene(d).frame() for d in iter_scene_dirs(Path(tmp) / slice_name)]
-        for spec in specs:
-            predictor = load_predictor(spec)
-            predictor.predict(frames["nominal"][0])  # warm-up: lazy loading is not per-frame cost
-            for slice_name, fs in frames.items():
-                ms = []
-                for f in fs:
-                    t0 = time.perf_counter()
-                    predictor.predict(f)
-                    ms.append((time.perf_counter() - t0) * 1e3)
-                rows.append({"predictor": spec, "slice": slice_name, "latency_ms": _percentiles(ms),
-                             "frames_per_second": round(1e3 / float(np.mean(ms)), 2)})
+    return frames
+
+
+def bench_model_stages(frames: list) -> dict | None:
+    """The model's per-stage split (detection, keypoints, PnP, refinement) on nominal frames."""
+    try:
+        from graspstack.pose_model.infer import ModelPredictor
+    except ImportError:
+        return None
+    predictor = ModelPredictor(None)
+    predictor.predict(frames[0])
+    rows = []
+    for f in frames:
+        predictor.predict(f)
+        rows.append(dict(predictor.last_timings_ms))
+    out = {"model": predictor.version, "frames": len(frames), "stages_ms": {}}
+    for stage in rows[0]:
+        out["stages_ms"][stage] = percentiles([r[stage] for r in rows])
+    total = out["stages_ms"]["total"]["mean"]
+    out["share_of_mean"] = {
+        k: round(v["mean"] / total, 3) for k, v in out["stages_ms"].items() if k != "total"
+    }
+    return out
+
+
+def bench_predictors(specs: list[str], frames: dict[str, list]) -> list[dict]:
+    """Per-frame latency of each predictor on the same held-out frames (decoding excluded)."""
+    from graspstack.predictors import load_predictor
+
+    rows = []
+    for spec in specs:
+        predictor = load_predictor(spec)
+        predictor.predict(frames["nominal"][0])  # warm-up: lazy loading is not per-frame cost
+        for slice_name, fs in frames.items():
+            ms = []
+            for f in fs:
+                t0 = time.perf_counter()
+                predictor.predict(f)
+                ms.append((time.perf_counter() - t0) * 1e3)
+            rows.append(
+                {
+                    "predictor": spec,
+                    "slice": slice_name,
+                    "latency_ms": percentiles(ms),
+                    "frames_per_second": round(1e3 / float(np.mean(ms)), 2),
+                }
+            )
     return rows
 
 
 def to_markdown(result: dict) -> str:
-    lines = [f"# Benchmarks ({result['when']}, {result['machine']})", "", "## Lab rendering", "",
-             "| slice | workers | scenes | seconds | scenes/s |", "|---|---|---|---|---|"]
-    lines += [f"| {r['slice']} | {r['workers']} | {r['scenes']} | {r['seconds']} | {r['scenes_per_second']} |"
-              for r in result["render"]]
-    lines += ["", "## Pose estimators, per 640x480 frame (single request)", "",
-              "| predictor | slice | p50 ms | p95 ms | p99 ms | frames/s |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Benchmarks ({result['when']}, {result['machine']})",
+        "",
+        "## Lab rendering",
+        "",
+        "| slice | workers | scenes | seconds | scenes/s |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['slice']} | {r['workers']} | {r['scenes']} | {r['seconds']} | {r['scenes_per_second']} |"
+        for r in result["render"]
+    ]
+    lines += [
+        "",
+        "## Pose estimators, per 640x480 frame (single request)",
+        "",
+        "| predictor | slice | p50 ms | p95 ms | p99 ms | frames/s |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in result["predictors"]:
         lat = r["latency_ms"]
-        lines.append(f"| {r['predictor']} | {r['slice']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | "
-                     f"{r['frames_per_second']} |")
+        lines.append(
+            f"| {r['predictor']} | {r['slice']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | "
+            f"{r['frames_per_second']} |"
+        )
+    stages = result.get("model_stages")
+    if stages:
+        lines += [
+            "",
+            f"## Pose model {stages['model']}: time per stage (nominal frames)",
+            "",
+            "| stage | p50 ms | p95 ms | p99 ms | share of mean |",
+            "|---|---|---|---|---|",
+        ]
+        for name, v in stages["stages_ms"].items():
+            share = stages["share_of_mean"].get(name, 1.0)
+            lines.append(f"| {name} | {v['p50']} | {v['p95']} | {v['p99']} | {share:.0%} |")
+    if result.get("serving"):
+        lines += [
+            "",
+            "## Served vs raw model (nominal frames, inline, same run)",
+            "",
+            "| mode | frames | p50 ms | p95 ms | p99 ms | frames/s | errors |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in result["serving"]:
+            lines.append(
+                f"| {r['mode']} | {r['frames']} | {r['p50']} | {r['p95']} | {r['p99']} | "
+                f"{r['frames_per_s']} | {r.get('errors', 0)} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -88,7 +164,7 @@ def main() -> None:
     result = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()}, {cores} cores, {platform.python_implementation()} "
-                   f"{platform.python_version()}",
+        f"{platform.python_version()}",
         "render": bench_render(args.render_scenes, sorted({1, cores})),
         "predictors": bench_predictors(args.predictors.split(","), args.predict_scenes),
     }

@@ -41,6 +41,7 @@ _SERVICE_BUILDERS = {
     "pose": ("services.pose", "build", "PoseSettings"),
     "shadow": ("services.pose", "build_shadow", "ShadowSettings"),
     "grasp": ("services.grasp", "build", "GraspSettings"),
+    "flywheel": ("services.flywheel", "build", "FlywheelSettings"),
 }
 
 
@@ -106,15 +107,20 @@ def _cmd_pose(args: argparse.Namespace) -> int:
 def _cmd_robot(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
+    from graspstack.flywheel.producer import CaseProducer
     from lab.robot import LabRobot, Targets
 
     if args.metrics_port:
         start_http_server(args.metrics_port)
-    robot = LabRobot(Targets(args.camera, args.pose_target, args.grasp), poses=args.poses, stage=args.stage)
+    producer = None if args.no_hard_cases else CaseProducer.from_url(args.redis)
+    targets = Targets(args.camera, args.pose_target, args.grasp)
+    robot = LabRobot(targets, poses=args.poses, stage=args.stage, hard_cases=producer)
     try:
         report = robot.run(args.scenes, args.seed, args.slice)
     finally:
         robot.close()
+        if producer:
+            producer.close()
     if not args.json:
         report.pop("scenes_detail")
     print(json.dumps(report, indent=None if args.json else 1))
@@ -264,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     robot.add_argument("--grasp", default="127.0.0.1:50053")
     robot.add_argument("--stage", default="lab", help="pilot stage label on the robot's metrics")
     robot.add_argument("--metrics-port", type=int, default=0, help="expose the robot's metrics here (9060)")
+    robot.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="where hard cases are queued")
+    robot.add_argument("--no-hard-cases", action="store_true", help="do not report failures to the flywheel")
     robot.set_defaults(func=_cmd_robot)
 
     pilot = sub.add_parser("pilot", help="stage a candidate model: lab, pilot cell, production (canary)")
@@ -274,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     pilot.add_argument("--out", default=None, help="report folder (default runs/pilot/<time>-<candidate>)")
     pilot.add_argument("--json", action="store_true")
     pilot.set_defaults(func=_cmd_pilot)
+
+    from graspstack.flywheel.cli import register as register_flywheel
+
+    register_flywheel(sub)
 
     base = sub.add_parser("baseline", help="fit the baselines").add_subparsers(
         dest="baseline_command", required=True

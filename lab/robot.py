@@ -17,6 +17,8 @@ import grpc
 import numpy as np
 
 from graspstack import metrics
+from graspstack.flywheel.producer import CaseProducer
+from graspstack.flywheel.triggers import TriggerConfig
 from graspstack.frames import Frame, ObjectPose
 from graspstack.geometry import pose_to_transform
 from graspstack.grasping.planner import TablePlane
@@ -68,6 +70,7 @@ class LabRobot:
         deadline_s: float = 5.0,
         canary: str | None = None,
         canary_weight: float = 0.0,
+        hard_cases: CaseProducer | None = None,
     ):
         if poses not in ("service", "ground-truth"):
             raise ValueError("poses must be 'service' or 'ground-truth'")
@@ -82,6 +85,9 @@ class LabRobot:
         self.camera = camera_pb2_grpc.CameraIngestionStub(self._channels["camera"])
         self.pose = pose_pb2_grpc.PoseEstimationStub(self._channels["pose"])
         self.grasp = grasp_pb2_grpc.GraspPlanningStub(self._channels["grasp"])
+        # The lab knows the truth: errors out of spec and failed grasps become hard cases.
+        self.hard_cases = hard_cases
+        self.trigger_config = TriggerConfig.load() if hard_cases else None
         # Canary: a share of the frames goes to a second pose service (the candidate version).
         self.canary_weight = canary_weight if canary else 0.0
         if canary:
@@ -143,7 +149,7 @@ class LabRobot:
                 answer = self._timed(
                     "pose",
                     latency,
-                    self.pose.EstimatePoses,
+                    self._pose_stub(index).EstimatePoses,
                     pose_pb2.EstimatePosesRequest(frame_ref=ref),
                     timeout=self.deadline_s,
                 )
@@ -168,9 +174,17 @@ class LabRobot:
         except grpc.RpcError as err:
             report.reason = f"{err.code().name}: {err.details()}"
             return report
+        self._execute(rendered, plan, poses, T_world_cam, report)
+        self._count(report)
+        self._report_hard_cases(rendered, frame, ref, poses, report)
+        return report
+
+    def _execute(self, rendered: RenderedScene, plan, poses, T_world_cam, report: SceneReport) -> None:
+        """The best grasp, in the cell; the report says whether it held the object."""
+        scene = rendered.scene
         if not plan.grasps:
             report.reason = "no grasp planned" if poses else "no object found"
-            return self._count(report)
+            return
         best = plan.grasps[0]
         report.target_class = best.class_name
         aimed_at = np.asarray(poses[best.object_index].position_m)
@@ -178,18 +192,38 @@ class LabRobot:
         gaps = [np.linalg.norm(np.asarray(o.position_m) - aimed_at) for o in scene.objects]
         if not gaps or min(gaps) > TARGET_MATCH_M:
             report.reason = "grasp aimed at no real object"
-            return self._count(report)
+            return
         body = bodies[int(np.argmin(gaps))]
         T_cam_gripper = pose_to_transform(best.position_m, best.quaternion_xyzw)
         outcome = execute_grasp(self.cell, T_world_cam @ T_cam_gripper, best.opening_m, body.body_id)
         report.success, report.reason = outcome.success, outcome.reason
-        return self._count(report)
 
-    def _count(self, report: SceneReport) -> SceneReport:
+    def _report_hard_cases(self, rendered: RenderedScene, frame, ref, poses, report: SceneReport) -> None:
+        if self.hard_cases is None or report.model_version == "ground-truth":
+            return
+        from graspstack.ingest.validate import RawFrame
+
+        raw = RawFrame(frame.rgb, frame.depth, frame.depth_scale, rendered.scene.intrinsics_obj())
+        self.hard_cases.report(
+            self.trigger_config,
+            frame_id=ref.frame_id,
+            model_version=report.model_version,
+            intrinsics=raw.intrinsics,
+            poses=poses,
+            rgb=raw.rgb,
+            depth=raw.depth,
+            depth_scale=raw.depth_scale,
+            gt_errors=match_scene(rendered.scene.ground_truth(), poses).records,
+            ground_truth=rendered.scene.ground_truth(),
+            grasp_failed=not report.success,
+            robot_id=self.robot_id,
+            stage=self.stage,
+        )
+
+    def _count(self, report: SceneReport) -> None:
         metrics.GRASP_ATTEMPTS.labels(report.model_version, self.stage).inc()
         if report.success:
             metrics.GRASP_SUCCESSES.labels(report.model_version, self.stage).inc()
-        return report
 
     def run(self, scenes: int, seed: int, slice_name: str, progress: bool = True) -> dict:
         from tqdm import tqdm

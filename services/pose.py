@@ -12,8 +12,9 @@ import grpc
 
 from graspstack import metrics
 from graspstack.frames import Frame
-from graspstack.ingest import FrameStore, decode_frame, frame_id
+from graspstack.ingest import FrameStore, RawFrame, decode_frame, frame_id
 from graspstack.predictors.base import Predictor, load_predictor
+from graspstack.serving.hard_cases import HardCaseReporter
 from graspstack.serving.pose_estimator import PoseEstimator
 from graspstack.serving.shadow import MirrorItem, ShadowMirror
 from graspstack.v1 import pose_pb2, pose_pb2_grpc
@@ -27,13 +28,18 @@ BASELINES = ("mean", "scripted")
 
 class PoseServicer(pose_pb2_grpc.PoseEstimationServicer):
     def __init__(
-        self, estimator: PoseEstimator, store: FrameStore | None, mirror: ShadowMirror | None = None
+        self,
+        estimator: PoseEstimator,
+        store: FrameStore | None,
+        mirror: ShadowMirror | None = None,
+        hard_cases: HardCaseReporter | None = None,
     ):
         self.estimator = estimator
         self.store = store
         self.mirror = mirror
+        self.hard_cases = hard_cases
 
-    def _frame(self, request: pose_pb2.EstimatePosesRequest) -> tuple[Frame, str]:
+    def _frame(self, request: pose_pb2.EstimatePosesRequest) -> tuple[RawFrame, Frame, str]:
         source = request.WhichOneof("source")
         if source == "frame":
             raw = raw_frame_from_proto(request.frame)
@@ -47,19 +53,23 @@ class PoseServicer(pose_pb2_grpc.PoseEstimationServicer):
             from graspstack.ingest import FrameError
 
             raise FrameError("request has neither a frame nor a frame_ref")
-        return decode_frame(raw), frame_id(raw)
+        return raw, decode_frame(raw), frame_id(raw)
 
     def EstimatePoses(self, request, context):
         start = time.perf_counter()
         with grpc_errors(context):
             check_deadline(context, "estimating poses")
-            frame, fid = self._frame(request)
+            raw, frame, fid = self._frame(request)
             est = self.estimator.estimate(frame, timeout_s=context.time_remaining())
             metrics.POSE_LATENCY_SECONDS.labels(
                 self.estimator.service, est.model_version, self.estimator.stage
             ).observe(time.perf_counter() - start)
+            robot_id = request.frame.robot_id if request.HasField("frame") else ""
+            if self.hard_cases is not None:
+                self.hard_cases.on_answer(raw, fid, est.model_version, est.poses, robot_id)
             if self.mirror is not None:
-                self.mirror.offer(MirrorItem(request, est.poses, est.model_version, {"frame_id": fid}))
+                context_ = {"frame_id": fid, "raw": raw, "robot_id": robot_id}
+                self.mirror.offer(MirrorItem(request, est.poses, est.model_version, context_))
             return pose_pb2.EstimatePosesResponse(
                 objects=[pose_to_proto(p) for p in est.poses],
                 model_version=est.model_version,
@@ -119,12 +129,23 @@ def build(settings: PoseSettings | None = None) -> tuple[ServiceSpec, PoseSettin
         max_queue=settings.max_queue,
     )
     store = FrameStore.from_url(settings.redis_url, timeout_s=settings.redis_timeout_s)
-    mirror, stops = None, []
+    hard_cases, stops = None, []
+    if settings.hard_cases:
+        from graspstack.flywheel.producer import CaseProducer
+        from graspstack.flywheel.triggers import TriggerConfig
+
+        producer = CaseProducer.from_url(settings.redis_url, stream=settings.hard_case_stream)
+        hard_cases = HardCaseReporter(producer, TriggerConfig.load(), settings.stage)
+    mirror = None
     if settings.shadow_target:
         ask, channel = _shadow_client(settings.shadow_target, settings.shadow_timeout_s)
-        mirror = ShadowMirror(ask, max_queue=settings.shadow_queue)
+        mirror = ShadowMirror(
+            ask, max_queue=settings.shadow_queue, on_result=hard_cases.on_shadow if hard_cases else None
+        )
         stops = [mirror.close, channel.close]
-    servicer = PoseServicer(estimator, store, mirror)
+    if hard_cases:
+        stops.append(hard_cases.close)  # after the mirror: its last results still become cases
+    servicer = PoseServicer(estimator, store, mirror, hard_cases)
     # SIGHUP: serve the registry's active version now (a pilot promoted or rolled back), unless this
     # service was pinned to a version.
     reload = None if settings.model else lambda: estimator.switch(resolve_version(""))

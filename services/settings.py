@@ -63,6 +63,8 @@ class PoseSettings(ServerSettings, RedisSettingsMixin):
     shadow_target: str = Field(default="127.0.0.1:50054", description="host:port of the shadow; empty = off")
     shadow_queue: int = Field(default=32, ge=1, description="mirrored frames waiting; more are dropped")
     shadow_timeout_s: float = Field(default=10.0, gt=0)
+    hard_cases: bool = Field(default=True, description="send hard cases to the flywheel's stream")
+    hard_case_stream: str = Field(default="graspstack:flywheel:cases", description="= the flywheel's stream")
 
 
 class ShadowSettings(ServerSettings, RedisSettingsMixin):

@@ -69,6 +69,7 @@ class PilotConfig(BaseModel):
     candidate_metrics_port: int = 9062
     robot_metrics_port: int = 9060
     prometheus_url: str = "http://127.0.0.1:9090"
+    redis_url: str = "redis://127.0.0.1:6379/0"
     scrape_settle_s: float = Field(default=7.0, description="wait for a scrape before a check")
 
     @classmethod

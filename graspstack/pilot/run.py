@@ -62,14 +62,17 @@ def evaluate(
 class Traffic:
     """The lab robot in a thread, picking scene after scene until stopped."""
 
-    def __init__(self, stage: Stage, pose_target: str, canary: str | None):
+    def __init__(self, stage: Stage, pose_target: str, canary: str | None, redis_url: str):
+        from graspstack.flywheel.producer import CaseProducer
         from lab.robot import LabRobot, Targets
 
+        self.producer = CaseProducer.from_url(redis_url)
         self.robot = LabRobot(
             Targets(pose=pose_target),
             stage=stage.name,
             canary=canary,
             canary_weight=stage.canary_weight if canary else 0.0,
+            hard_cases=self.producer,
         )
         self.stage = stage
         self.reports: list = []
@@ -93,6 +96,7 @@ class Traffic:
         self._stop.set()
         self._thread.join(timeout=60)
         self.robot.close()
+        self.producer.close()
 
     def summary(self) -> dict:
         from lab.robot import summarize
@@ -137,7 +141,7 @@ def run_stage(
     result = StageResult(stage.name, "hold", time.time(), 0.0)
     try:
         canary = target if stage.canary_weight < 1.0 else None
-        with Traffic(stage, current_target if canary else target, canary) as traffic:
+        with Traffic(stage, current_target if canary else target, canary, config.redis_url) as traffic:
             failures = 0
             for k in range(stage.checks):
                 time.sleep(stage.interval_s)

@@ -16,3 +16,33 @@ def check(target: str, timeout_s: float = 1.0) -> str:
         except grpc.RpcError:
             return "DOWN"
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m graspstack.runtime.health [SERVICE | HOST:PORT]`: exit 0 only when SERVING.
+
+    The container healthcheck: a service name resolves to 127.0.0.1 and the port that service was
+    given (GRASPSTACK_<SERVICE>_PORT, else its default), so one command fits every image role.
+    """
+    import argparse
+    import os
+
+    from services.settings import DEFAULT_PORTS
+
+    parser = argparse.ArgumentParser(prog="python -m graspstack.runtime.health", description=main.__doc__)
+    parser.add_argument("target", nargs="?", default="pose", help="service name or host:port (default: pose)")
+    parser.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for the answer")
+    args = parser.parse_args(argv)
+    target = args.target
+    if ":" not in target:
+        if target not in DEFAULT_PORTS:
+            parser.error(f"unknown service {target!r}; one of {sorted(DEFAULT_PORTS)} or HOST:PORT")
+        port = os.environ.get(f"GRASPSTACK_{target.upper()}_PORT", DEFAULT_PORTS[target])
+        target = f"127.0.0.1:{port}"
+    state = check(target, timeout_s=args.timeout)
+    print(f"{target} {state}")
+    return 0 if state == "SERVING" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

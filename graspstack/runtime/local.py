@@ -26,7 +26,7 @@ PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 PROMETHEUS_PORT = 9090
 REDIS_PORT = 6379
 # Start order: dependencies first; the shadow before the pose service that mirrors to it.
-SERVICES = ("camera", "grasp", "shadow", "pose")
+SERVICES = ("camera", "grasp", "flywheel", "shadow", "pose")
 
 
 @dataclass

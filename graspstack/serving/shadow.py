@@ -51,7 +51,7 @@ class ShadowMirror:
         self,
         ask_shadow: Callable[[Any], list[ObjectPose]],
         max_queue: int = 32,
-        on_result: Callable[[MirrorItem, list[Disagreement]], None] | None = None,
+        on_result: Callable[[MirrorItem, list[ObjectPose], list[Disagreement]], None] | None = None,
     ):
         self._ask = ask_shadow
         self._on_result = on_result
@@ -92,4 +92,4 @@ class ShadowMirror:
                     metrics.SHADOW_ANGLE_DEG.labels(item.model_version, d.class_name).observe(d.angle_deg)
             metrics.SHADOW_MIRRORED.labels("compared").inc()
             if self._on_result:
-                self._on_result(item, found)
+                self._on_result(item, shadow_poses, found)

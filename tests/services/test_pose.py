@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import grpc
@@ -99,3 +100,22 @@ def test_pose_answers_when_the_shadow_is_down(redis_server, serve, lab_frame):
     while _mirrored("error") < errors + 1 and time.time() < deadline:
         time.sleep(0.05)
     assert _mirrored("error") >= errors + 1
+
+
+def test_disagreement_with_the_shadow_becomes_a_hard_case(system, lab_frame, redis_server):
+    """The `mean` model is centimetres off the scripted shadow: the mirror must file a case."""
+    import redis
+
+    from graspstack.flywheel.streams import CASES_STREAM
+
+    _, pose_stub, _ = system
+    pose_stub.EstimatePoses(pose_pb2.EstimatePosesRequest(frame=lab_frame), timeout=10)
+    client = redis.Redis.from_url(redis_server.url)
+    deadline = time.time() + 30
+    triggers: set[str] = set()
+    while time.time() < deadline and "shadow_disagreement" not in triggers:
+        for _, fields in client.xrange(CASES_STREAM):
+            meta = fields.get(b"meta") or b"{}"
+            triggers.add(json.loads(meta).get("trigger", ""))
+        time.sleep(0.2)
+    assert "shadow_disagreement" in triggers, triggers

@@ -36,7 +36,7 @@ def test_mirror_never_blocks_and_counts_drops_and_errors():
             raise ConnectionError("shadow down")
         return [_pose("duck", 0.0)]
 
-    mirror = ShadowMirror(slow_shadow, max_queue=1, on_result=lambda item, d: results.append(d))
+    mirror = ShadowMirror(slow_shadow, max_queue=1, on_result=lambda item, shadow, d: results.append(d))
     dropped, errors, compared = _count("dropped"), _count("error"), _count("compared")
     t0 = time.perf_counter()
     offered = [mirror.offer(MirrorItem(f, [_pose("duck", 0.001)], "v1")) for f in ("a", "boom", "c", "d")]

@@ -1,0 +1,68 @@
+"""Hard-case triggers on the pose service's path: what it answers, and how far the shadow disagrees.
+
+Both hooks hand cases to the flywheel's producer, which buffers and never blocks or raises, so a
+robot's answer never waits for the flywheel or fails because of it. A frame that fires the same
+trigger from both hooks makes one case: case ids are content ids (frame, trigger, model version).
+"""
+
+from __future__ import annotations
+
+from graspstack.flywheel.producer import CaseProducer
+from graspstack.flywheel.triggers import TriggerConfig
+from graspstack.frames import ObjectPose
+from graspstack.ingest import RawFrame
+from graspstack.serving.shadow import Disagreement, MirrorItem
+
+
+class HardCaseReporter:
+    def __init__(self, producer: CaseProducer, config: TriggerConfig, stage: str):
+        self.producer = producer
+        self.config = config
+        self.stage = stage
+
+    def _report(
+        self,
+        raw: RawFrame,
+        fid: str,
+        version: str,
+        poses: list[ObjectPose],
+        robot_id: str,
+        shadow_poses=(),
+        disagreements=None,
+    ) -> list[str]:
+        return self.producer.report(
+            self.config,
+            frame_id=fid,
+            model_version=version,
+            intrinsics=raw.intrinsics,
+            poses=poses,
+            rgb=raw.rgb,
+            depth=raw.depth,
+            depth_scale=raw.effective_depth_scale,
+            shadow_poses=shadow_poses,
+            disagreements=disagreements,
+            robot_id=robot_id,
+            stage=self.stage,
+        )
+
+    def on_answer(
+        self, raw: RawFrame, fid: str, version: str, poses: list[ObjectPose], robot_id: str
+    ) -> None:
+        """Request path: low confidence needs nothing but the answer."""
+        self._report(raw, fid, version, poses, robot_id)
+
+    def on_shadow(self, item: MirrorItem, shadow_poses: list[ObjectPose], found: list[Disagreement]) -> None:
+        """Mirror thread: disagreement with the shadow."""
+        ctx = item.context
+        self._report(
+            ctx["raw"],
+            ctx["frame_id"],
+            item.model_version,
+            item.model_poses,
+            ctx.get("robot_id", ""),
+            shadow_poses,
+            found,
+        )
+
+    def close(self) -> None:
+        self.producer.close()
