@@ -1,0 +1,202 @@
+"""`graspstack train`: fit PoseNet on cached lab scenes within a time budget, validate, register.
+
+The schedule is set by wall-clock time rather than epochs (cosine decay over the budget), so a run
+finishes when promised on whatever machine it lands on; the data size then decides how many epochs
+that is. Validation runs the full predictor (network + depth refinement) on held-out scenes and
+scores it with the contract metric per slice and class.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from graspstack.pose_model.data import SceneArrays, build_cache, concat, load_cache
+from graspstack.pose_model.losses import pose_losses, total_loss
+from graspstack.pose_model.network import INPUT_HW, PoseNet
+from graspstack.pose_model.registry import activate, save_version, write_card
+from graspstack.pose_model.targets import make_batch
+
+
+def cached(root: Path, workers: int = 2) -> SceneArrays:
+    """The cache of a scene folder, built on first use (and rebuilt when scenes were added)."""
+    h, w = INPUT_HW
+    path = root / f"cache_{h}x{w}.npz"
+    n_scenes = _scene_count(root)
+    meta = path.with_suffix(".json")
+    if not path.exists() or json.loads(meta.read_text()).get("scenes") != n_scenes:
+        build_cache(root, path, workers=workers)
+    return load_cache(path)
+
+
+def _lr(frac: float, base: float, warmup: float = 0.03) -> float:
+    if frac < warmup:
+        return base * frac / warmup
+    return base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (frac - warmup) / (1.0 - warmup))))
+
+
+class GrowingData:
+    """The training set of several scene folders, re-read while training when folders grow.
+
+    Lab data is rendered while training runs (renders finish one folder after another); a
+    folder is re-cached only when its scene count changed, at most every `every_s` seconds.
+    """
+
+    def __init__(self, roots: list[Path], every_s: float = 300.0) -> None:
+        self.roots, self.every_s = roots, every_s
+        self.parts: dict[Path, SceneArrays] = {}
+        self.last = -math.inf
+        self.data: SceneArrays | None = None
+
+    def get(self, now: float) -> SceneArrays:
+        if now - self.last >= self.every_s:
+            self.last = now
+            changed = False
+            for r in self.roots:
+                n = _scene_count(r)
+                if n and (r not in self.parts or len(self.parts[r]) != n):
+                    self.parts[r] = cached(r)
+                    changed = True
+            if changed or self.data is None:
+                self.data = concat(list(self.parts.values()))
+        return self.data
+
+
+def _scene_count(root: Path) -> int:
+    if not root.exists():
+        return 0
+    return sum(1 for p in root.iterdir() if p.name.isdigit() and (p / "scene.json").exists())
+
+
+def train_network(
+    source: GrowingData,
+    minutes: float,
+    batch_size: int = 16,
+    lr: float = 2e-3,
+    width: int = 24,
+    seed: int = 0,
+    log_every: int = 50,
+    checkpoint: Path | None = None,
+    checkpoint_every_s: float = 300.0,
+) -> tuple[PoseNet, dict]:
+    """Train within `minutes`; with `checkpoint`, the weights are saved there every few minutes so
+    the pipeline after the network can be tuned while training goes on."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = PoseNet(width)
+    net.train()
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    budget = minutes * 60.0
+    t0 = time.monotonic()
+    step, history, running = 0, [], {}
+    last_checkpoint = t0
+    bar = tqdm(total=int(budget), desc="train", unit="s", file=sys.stderr)
+    while (elapsed := time.monotonic() - t0) < budget:
+        for g in opt.param_groups:
+            g["lr"] = _lr(elapsed / budget, lr)
+        data = source.get(elapsed)
+        batch = make_batch(data, rng.integers(0, len(data), size=batch_size), rng)
+        losses = pose_losses(net(batch.x), batch)
+        loss = total_loss(losses)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        step += 1
+        for k, v in losses.items():
+            running[k] = running.get(k, 0.0) + float(v.detach())
+        if step % log_every == 0:
+            avg = {k: round(v / log_every, 4) for k, v in running.items()}
+            history.append({"step": step, "seconds": round(time.monotonic() - t0), **avg})
+            bar.set_postfix(avg)
+            running = {}
+        bar.update(int(time.monotonic() - t0) - bar.n)
+        if checkpoint is not None and time.monotonic() - last_checkpoint > checkpoint_every_s:
+            last_checkpoint = time.monotonic()
+            save_file({k: v.detach().clone() for k, v in net.state_dict().items()}, str(checkpoint))
+    bar.close()
+    net.eval()
+    info = {
+        "steps": step,
+        "batch_size": batch_size,
+        "samples_seen": step * batch_size,
+        "epochs": round(step * batch_size / len(data), 2),
+        "lr": lr,
+        "seconds": round(time.monotonic() - t0, 1),
+        "loss_history": history,
+    }
+    return net, info
+
+
+def _dataset_info(root: Path) -> dict:
+    """Seed, slice and size of a rendered folder (from the first scene's annotations)."""
+    dirs = sorted(p for p in root.iterdir() if p.name.isdigit()) if root.exists() else []
+    ann = json.loads((dirs[0] / "annotations.json").read_text()) if dirs else {}
+    return {"path": str(root), "slice": ann.get("slice"), "seed": ann.get("seed"), "scenes": len(dirs)}
+
+
+def validate(version: str, val_dirs: list[Path], limit: int | None = None) -> dict:
+    """Contract metric of the full predictor on each validation folder, per slice and class."""
+    from graspstack.evaluation import run_evaluation
+    from graspstack.pose_model.infer import ModelPredictor
+
+    predictor = ModelPredictor(version)
+    out: dict = {"slices": {}, "latency_ms": {}}
+    for d in val_dirs:
+        if not _scene_count(d):
+            continue
+        result = run_evaluation(d, predictor, limit=limit)
+        out["slices"].update(result.report["slices"])
+        out["latency_ms"][d.name] = result.report["latency_ms"]
+        out.setdefault("data", []).append(
+            {**_dataset_info(d), "scored": result.report["latency_ms"].get("n")}
+        )
+    return out
+
+
+def run_training(
+    train_dirs: list[str],
+    val_dirs: list[str],
+    version: str | None,
+    minutes: float,
+    val_limit: int | None = None,
+    make_active: bool = False,
+    batch_size: int = 16,
+    width: int = 24,
+) -> dict:
+    torch.set_num_threads(2)
+    started = time.monotonic()
+    roots = [Path(d) for d in train_dirs]
+    source = GrowingData(roots)
+    version = version or datetime.now(UTC).strftime("v%Y%m%d-%H%M")
+    checkpoint = Path(tempfile.gettempdir()) / f"graspstack-pose-{version}.safetensors"
+    net, info = train_network(source, minutes, batch_size=batch_size, width=width, checkpoint=checkpoint)
+    card = {
+        "version": version,
+        "architecture": "PoseNet: FCN on 320x240 RGB-D + rays -> class, centre votes, allocentric 6D "
+        "rotation, centre depth; depth refinement (ICP + table-constrained search)",
+        "width": width,
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "trained_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "train_data": [_dataset_info(r) for r in roots],
+        "training": {k: v for k, v in info.items() if k != "loss_history"},
+        "loss_history": info["loss_history"][-20:],
+    }
+    save_version(version, net, card)
+    if val_dirs:
+        card["validation"] = validate(version, [Path(d) for d in val_dirs], limit=val_limit)
+    card["total_seconds"] = round(time.monotonic() - started, 1)
+    write_card(version, card)
+    if make_active:
+        activate(version)
+    return card
