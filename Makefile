@@ -48,16 +48,17 @@ format: setup
 bench: setup
 	$(BIN)/python -m benchmarks.run --out reports/bench.json
 
-# The main job. Until the services exist: render held-out lab scenes, draw one with its ground truth,
-# and score the baselines with error histograms.
+# The main job: a staged pilot on the local system (started if needed), first of the shipped active
+# model, then of a deliberately degraded copy that must roll back; reports in runs/pilot/.
+# Before that, a glance at the lab: one scene with its ground truth and the baselines' scores.
 demo: setup
-	$(GS) lab render --out $(DEMO)/data/nominal --scenes 40 --seed 9001 --slice nominal
-	$(GS) lab render --out $(DEMO)/data/hard --scenes 20 --seed 9001 --slice hard
+	$(GS) lab render --out $(DEMO)/data/nominal --scenes 20 --seed 9001 --slice nominal
 	$(GS) lab show --scene $(DEMO)/data/nominal/000000 --out $(DEMO)/scene_ground_truth.png
-	$(GS) lab verify --data $(DEMO)/data
-	$(GS) eval --data $(DEMO)/data --predictor mean --plot $(DEMO)/mean_errors.png
 	$(GS) eval --data $(DEMO)/data --predictor scripted --plot $(DEMO)/scripted_errors.png
-	@echo "demo outputs in $(DEMO)/"
+	$(GS) pilot --candidate $$(cat models/pose/ACTIVE)
+	$(GS) pilot --candidate degraded
+	$(GS) down
+	@echo "demo outputs: $(DEMO)/ and runs/pilot/"
 
 # Regenerate graspstack/v1 from protos/graspstack/v1 (a test fails when they drift).
 proto: setup

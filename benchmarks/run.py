@@ -158,16 +158,26 @@ def main() -> None:
     parser.add_argument("--out", default="reports/bench.json")
     parser.add_argument("--render-scenes", type=int, default=60)
     parser.add_argument("--predict-scenes", type=int, default=30)
-    parser.add_argument("--predictors", default="mean,scripted")
+    parser.add_argument("--predictors", default="mean,scripted,model")
+    parser.add_argument("--skip-serving", action="store_true")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
+    frames = held_out_frames(args.predict_scenes)
     result = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()}, {cores} cores, {platform.python_implementation()} "
         f"{platform.python_version()}",
         "render": bench_render(args.render_scenes, sorted({1, cores})),
-        "predictors": bench_predictors(args.predictors.split(","), args.predict_scenes),
+        "predictors": bench_predictors(args.predictors.split(","), frames),
+        "model_stages": bench_model_stages(frames["nominal"]),
     }
+    if not args.skip_serving and result["model_stages"]:
+        from benchmarks.serving import bench_raw, bench_served
+        from graspstack.ingest.validate import encode_frame
+
+        version = result["model_stages"]["model"]
+        raws = [encode_frame(f) for f in frames["nominal"]]
+        result["serving"] = bench_raw(f"model:{version}", frames["nominal"]) + bench_served(version, raws)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))

@@ -138,7 +138,7 @@ def _cmd_pilot(args: argparse.Namespace) -> int:
     else:
         decision, active = outcome["final_decision"], outcome["active_version"]
         print(f"{decision}: active version {active}; report {outcome['report']}")
-    return 0 if outcome["final_decision"] in ("promoted", "rollback") else 1
+    return 0  # promoted, rolled back or held: each is a decision, reported above
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
