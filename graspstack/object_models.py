@@ -46,6 +46,10 @@ class ObjectModel:
 
     def sample_surface(self, n: int, seed: int = 0) -> np.ndarray:
         """n points sampled uniformly (by area) on the mesh surface."""
+        return self.sample_surface_with_faces(n, seed)[0]
+
+    def sample_surface_with_faces(self, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """n points sampled uniformly (by area) on the mesh surface, and the face each lies on."""
         rng = np.random.default_rng(seed)
         tri = self.vertices[self.faces]
         area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
@@ -54,7 +58,7 @@ class ObjectModel:
         flip = u + v > 1
         u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
         t = tri[idx]
-        return t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
+        return t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0]), idx
 
 
 def _parse_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:

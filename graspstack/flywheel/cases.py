@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -89,14 +89,7 @@ class HardCase:
             "trigger": self.trigger,
             "trigger_config_version": self.trigger_config_version,
             "model_version": self.model_version,
-            "intrinsics": {
-                "fx": i.fx,
-                "fy": i.fy,
-                "cx": i.cx,
-                "cy": i.cy,
-                "width": i.width,
-                "height": i.height,
-            },
+            "intrinsics": asdict(i),
             "depth_scale": self.depth_scale,
             "poses": [pose_to_dict(p) for p in self.poses],
             "shadow_poses": [pose_to_dict(p) for p in self.shadow_poses],

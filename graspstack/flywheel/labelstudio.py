@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from pathlib import Path
 
 import cv2
@@ -101,14 +102,7 @@ def export_tasks(cases: Iterable[HardCase], out_dir: str | Path, image_url_prefi
                     "frame_id": case.frame_id,
                     "trigger": case.trigger,
                     "model_version": case.model_version,
-                    "intrinsics": {
-                        "fx": i.fx,
-                        "fy": i.fy,
-                        "cx": i.cx,
-                        "cy": i.cy,
-                        "width": i.width,
-                        "height": i.height,
-                    },
+                    "intrinsics": asdict(i),
                 },
                 "predictions": [
                     {

@@ -55,15 +55,7 @@ class GraspCandidates:
 
 def surface_samples(model: ObjectModel, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """n points sampled by area on the mesh, with the index of the face each lies on."""
-    rng = np.random.default_rng(seed)
-    tri = model.vertices[model.faces]
-    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    idx = rng.choice(len(tri), size=n, p=area / area.sum())
-    u, v = rng.random(n), rng.random(n)
-    flip = u + v > 1
-    u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
-    t = tri[idx]
-    return t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0]), idx
+    return model.sample_surface_with_faces(n, seed)
 
 
 def face_normals(model: ObjectModel) -> np.ndarray:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import redis
 
@@ -38,17 +38,7 @@ class FrameStore:
         fid = frame_id(raw)
         key = KEY_PREFIX + fid
         i = raw.intrinsics
-        meta = json.dumps(
-            {
-                "depth_scale": raw.effective_depth_scale,
-                "fx": i.fx,
-                "fy": i.fy,
-                "cx": i.cx,
-                "cy": i.cy,
-                "width": i.width,
-                "height": i.height,
-            }
-        )
+        meta = json.dumps({"depth_scale": raw.effective_depth_scale, **asdict(i)})
         try:
             # One transaction: a frame is either fully there or not at all.
             pipe = self.client.pipeline(transaction=True)
