@@ -8,6 +8,7 @@ keepalive, and graceful shutdown on SIGTERM that lets in-flight calls finish.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -126,6 +127,8 @@ class GrpcServer:
 
     def serve_forever(self) -> None:
         """Run until SIGTERM or SIGINT, then drain."""
+        if self.settings.nice:
+            os.nice(self.settings.nice)
         self.start()
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -31,6 +31,7 @@ class ServerSettings(BaseSettings):
     grace_s: float = Field(default=10.0, ge=0, description="time in-flight calls get on SIGTERM")
     keepalive_time_s: float = Field(default=30.0, gt=0)
     keepalive_timeout_s: float = Field(default=10.0, gt=0)
+    nice: int = Field(default=0, ge=0, le=19, description="lower this process's CPU priority by this much")
 
 
 class RedisSettingsMixin(BaseSettings):
@@ -72,6 +73,9 @@ class ShadowSettings(ServerSettings, RedisSettingsMixin):
     port: int = Field(default=_defaults("shadow")["port"], ge=1, le=65535)
     metrics_port: int = Field(default=_defaults("shadow")["metrics_port"], ge=0, le=65535)
     predictor: str = Field(default="scripted", description="the baseline behind the shadow interface")
+    # The shadow is best-effort by design: on a shared host it only gets the cycles the robot's
+    # path leaves idle, so mirroring never slows the pose answers (see make bench).
+    nice: int = Field(default=10, ge=0, le=19)
     max_batch_size: int = Field(default=1, ge=1, le=64)
     max_wait_ms: float = Field(default=0.0, ge=0, le=1000)
     max_queue: int = Field(default=16, ge=1)
