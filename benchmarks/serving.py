@@ -18,6 +18,7 @@ import grpc
 
 from benchmarks.stats import percentiles
 from graspstack.runtime.health import check
+from graspstack.runtime.processes import stop_popen
 from graspstack.runtime.redis_server import RedisServer, free_port
 
 
@@ -152,11 +153,9 @@ def bench_served(spec: str, raws: list, clients=(1, 4, 16), per_client_total: in
                             }
                         )
                 finally:
-                    pose.terminate()
-                    pose.wait(timeout=30)
+                    stop_popen(pose, 30)
         finally:
             for p in procs:
-                p.terminate()
-                p.wait(timeout=30)
+                stop_popen(p, 30)
             redis.stop()
     return rows

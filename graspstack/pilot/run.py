@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,6 +22,7 @@ from graspstack.pilot.config import Gate, PilotConfig, Stage
 from graspstack.pilot.prometheus import Prometheus, PrometheusError
 from graspstack.runtime import local
 from graspstack.runtime.health import check
+from graspstack.runtime.processes import stop_pid
 
 
 @dataclass
@@ -107,7 +109,7 @@ class Traffic:
 
 
 def _start_candidate(candidate: str, stage: str, config: PilotConfig) -> int:
-    exe = str(Path(os.sys.executable).with_name("graspstack"))
+    exe = str(Path(sys.executable).with_name("graspstack"))
     env = {"GRASPSTACK_POSE_METRICS_PORT": str(config.candidate_metrics_port), "GRASPSTACK_POSE_STAGE": stage}
     pid = local.spawn(
         [exe, "serve", "pose", "--port", str(config.candidate_port), "--model", candidate],
@@ -119,18 +121,8 @@ def _start_candidate(candidate: str, stage: str, config: PilotConfig) -> int:
         if check(f"127.0.0.1:{config.candidate_port}") == "SERVING":
             return pid
         time.sleep(0.3)
-    _stop_process(pid)
+    stop_pid(pid)
     raise TimeoutError(f"candidate {candidate} not SERVING; see runs/local/logs/pose-candidate-{stage}.log")
-
-
-def _stop_process(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(300):
-            os.kill(pid, 0)
-            time.sleep(0.1)
-    except OSError:
-        return
 
 
 def run_stage(
@@ -164,7 +156,7 @@ def run_stage(
                 result.decision = "promote" if complete else "hold"
             result.robot = traffic.summary()
     finally:
-        _stop_process(pid)
+        stop_pid(pid)
         result.ended = time.time()
     return result
 

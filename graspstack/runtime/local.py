@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graspstack.runtime.health import check
+from graspstack.runtime.processes import alive, stop_pid
 from graspstack.runtime.redis_server import RedisServer
 from services.settings import DEFAULT_PORTS, METRICS_PORT_OFFSET
 
@@ -56,18 +56,6 @@ def _save(components: list[Component]) -> None:
     _state_file().write_text(json.dumps([c.__dict__ for c in components], indent=1))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    # A zombie child of ours counts as gone.
-    try:
-        return Path(f"/proc/{pid}/status").read_text().find("State:\tZ") < 0
-    except OSError:
-        return False
-
-
 def spawn(cmd: list[str], log_name: str, env: dict | None = None) -> int:
     """Start a detached process logging to runs/local/logs/<log_name>.log; returns its pid."""
     logs = STATE_DIR / "logs"
@@ -102,7 +90,7 @@ def _start_prometheus() -> int | None:
 
 
 def up(model: str = "", timeout_s: float = 120.0, services: tuple[str, ...] = SERVICES) -> list[Component]:
-    if any(_alive(c.pid) for c in _load()):
+    if any(alive(c.pid) for c in _load()):
         raise RuntimeError(
             "the local system is already running: `graspstack status`, or `graspstack down` first"
         )
@@ -125,7 +113,7 @@ def up(model: str = "", timeout_s: float = 120.0, services: tuple[str, ...] = SE
     while waiting and time.monotonic() < deadline:
         for c in components:
             if c.name in waiting:
-                if not _alive(c.pid):
+                if not alive(c.pid):
                     raise RuntimeError(f"{c.name} exited during start-up; see {STATE_DIR}/logs/{c.name}.log")
                 if check(f"127.0.0.1:{c.port}") == "SERVING":
                     waiting.discard(c.name)
@@ -139,15 +127,9 @@ def down(timeout_s: float = 30.0) -> list[str]:
     """SIGTERM in reverse start order (services drain first, Redis flushes last)."""
     stopped = []
     for c in reversed(_load()):
-        if not _alive(c.pid):
-            continue
-        os.kill(c.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while _alive(c.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(c.pid):
-            os.kill(c.pid, signal.SIGKILL)
-        stopped.append(c.name)
+        if alive(c.pid):
+            stop_pid(c.pid, timeout_s)
+            stopped.append(c.name)
     _state_file().unlink(missing_ok=True)
     return stopped
 
@@ -164,13 +146,13 @@ def status() -> list[dict]:
     rows = []
     for c in _load():
         if c.kind == "service":
-            state = check(f"127.0.0.1:{c.port}") if _alive(c.pid) else "DOWN"
+            state = check(f"127.0.0.1:{c.port}") if alive(c.pid) else "DOWN"
             metrics = f"http://127.0.0.1:{c.port + METRICS_PORT_OFFSET}/metrics"
         elif c.kind == "prometheus":
             state = "READY" if _http_ok(f"http://127.0.0.1:{c.port}/-/ready") else "DOWN"
             metrics = f"http://127.0.0.1:{c.port}"
         else:
-            state = "UP" if _alive(c.pid) else "DOWN"
+            state = "UP" if alive(c.pid) else "DOWN"
             metrics = ""
         rows.append({"name": c.name, "pid": c.pid, "port": c.port, "state": state, "metrics": metrics})
     return rows

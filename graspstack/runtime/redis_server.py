@@ -14,6 +14,8 @@ from pathlib import Path
 
 import redis
 
+from graspstack.runtime.processes import stop_popen
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -89,12 +91,7 @@ class RedisServer:
             self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_popen(self.proc)
 
     def restart(self) -> RedisServer:
         self.kill()

@@ -10,7 +10,6 @@ import json
 import re
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,6 +18,8 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+
+from graspstack.runtime.prometheus_server import PrometheusServer
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -103,43 +104,8 @@ def metric_names(expr: str) -> set[str]:
     return {n for n in names if n.lower() not in keywords}
 
 
-class Prometheus:
+class Prometheus(PrometheusServer):
     """A Debian `prometheus` process on a free port with its own TSDB in a temporary folder."""
-
-    def __init__(self, config: dict, workdir: Path, port: int):
-        self.workdir = workdir
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.config_file = workdir / "prometheus.yml"
-        self.config_file.write_text(yaml.safe_dump(config))
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout_s: float = 30.0) -> Prometheus:
-        exe = need("prometheus")
-        self.log = open(self.workdir / "prometheus.log", "wb")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(
-            [
-                exe,
-                f"--config.file={self.config_file}",
-                f"--storage.tsdb.path={self.workdir / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"prometheus exited: {(self.workdir / 'prometheus.log').read_text()[-2000:]}"
-                )
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.2)
-        raise TimeoutError("prometheus not ready")
 
     def api(self, path: str, **params) -> dict:
         """GET /api/v1/...; returns the JSON body, error responses (400, 422) included."""
@@ -149,17 +115,6 @@ class Prometheus:
                 return json.load(r)
         except urllib.error.HTTPError as err:
             return json.load(err)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if getattr(self, "log", None):
-            self.log.close()
 
 
 @pytest.fixture(scope="session")
@@ -189,7 +144,7 @@ def start_prometheus(tmp_path):
     def _start(config: dict) -> Prometheus:
         workdir = tmp_path / f"prometheus{len(started)}"
         workdir.mkdir()
-        prom = Prometheus(config, workdir, free_port())
+        prom = Prometheus(workdir, free_port(), config)
         started.append(prom)
         return prom.start()
 

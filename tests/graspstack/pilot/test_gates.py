@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from graspstack.pilot.config import PilotConfig
 from graspstack.pilot.prometheus import Prometheus
 from graspstack.pilot.run import evaluate
-from graspstack.runtime.prometheus_server import PrometheusServer
+from graspstack.runtime.prometheus_server import PrometheusServer, scrape_config
 from graspstack.runtime.redis_server import free_port
 
 pytestmark = pytest.mark.integration
@@ -41,7 +41,8 @@ def scraped(tmp_path):
     }
     port = free_port()
     server, _ = start_http_server(port, registry=registry)
-    prom = PrometheusServer(tmp_path / "prom", free_port(), {"pose-candidate": f"127.0.0.1:{port}"}).start()
+    targets = {"pose-candidate": f"127.0.0.1:{port}"}
+    prom = PrometheusServer(tmp_path / "prom", free_port(), scrape_config(targets)).start()
     yield m, Prometheus(prom.url)
     prom.stop()
     server.shutdown()
