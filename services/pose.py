@@ -12,7 +12,7 @@ import grpc
 
 from graspstack import metrics
 from graspstack.frames import Frame
-from graspstack.ingest import FrameStore, RawFrame, decode_frame, frame_id
+from graspstack.ingest import FrameError, FrameStore, RawFrame, decode_frame, frame_id
 from graspstack.predictors.base import Predictor, load_predictor
 from graspstack.serving.hard_cases import HardCaseReporter
 from graspstack.serving.pose_estimator import PoseEstimator
@@ -50,8 +50,6 @@ class PoseServicer(pose_pb2_grpc.PoseEstimationServicer):
             if raw is None:
                 raise NotFound(f"frame {request.frame_ref.frame_id!r} is not stored (expired, or never sent)")
         else:
-            from graspstack.ingest import FrameError
-
             raise FrameError("request has neither a frame nor a frame_ref")
         return raw, decode_frame(raw), frame_id(raw)
 
@@ -65,11 +63,12 @@ class PoseServicer(pose_pb2_grpc.PoseEstimationServicer):
                 self.estimator.service, est.model_version, self.estimator.stage
             ).observe(time.perf_counter() - start)
             robot_id = request.frame.robot_id if request.HasField("frame") else ""
-            if self.hard_cases is not None:
-                self.hard_cases.on_answer(raw, fid, est.model_version, est.poses, robot_id)
+            mirrored = False
             if self.mirror is not None:
                 context_ = {"frame_id": fid, "raw": raw, "robot_id": robot_id}
-                self.mirror.offer(MirrorItem(request, est.poses, est.model_version, context_))
+                mirrored = self.mirror.offer(MirrorItem(request, est.poses, est.model_version, context_))
+            if self.hard_cases is not None and not mirrored:  # else the mirror's thread reports it
+                self.hard_cases.on_answer(raw, fid, est.model_version, est.poses, robot_id)
             return pose_pb2.EstimatePosesResponse(
                 objects=[pose_to_proto(p) for p in est.poses],
                 model_version=est.model_version,
@@ -140,7 +139,10 @@ def build(settings: PoseSettings | None = None) -> tuple[ServiceSpec, PoseSettin
     if settings.shadow_target:
         ask, channel = _shadow_client(settings.shadow_target, settings.shadow_timeout_s)
         mirror = ShadowMirror(
-            ask, max_queue=settings.shadow_queue, on_result=hard_cases.on_shadow if hard_cases else None
+            ask,
+            max_queue=settings.shadow_queue,
+            on_result=hard_cases.on_shadow if hard_cases else None,
+            on_failure=hard_cases.on_shadow_failed if hard_cases else None,
         )
         stops = [mirror.close, channel.close]
     if hard_cases:

@@ -1,8 +1,8 @@
 """Hard-case triggers on the pose service's path: what it answers, and how far the shadow disagrees.
 
-Both hooks hand cases to the flywheel's producer, which buffers and never blocks or raises, so a
-robot's answer never waits for the flywheel or fails because of it. A frame that fires the same
-trigger from both hooks makes one case: case ids are content ids (frame, trigger, model version).
+Every frame is evaluated once: by the shadow mirror's thread when the mirror took the frame (with
+the disagreement, or without it when the shadow failed), else on the request path. The producer
+buffers and never blocks or raises, so a robot's answer never waits for the flywheel.
 """
 
 from __future__ import annotations
@@ -48,11 +48,17 @@ class HardCaseReporter:
     def on_answer(
         self, raw: RawFrame, fid: str, version: str, poses: list[ObjectPose], robot_id: str
     ) -> None:
-        """Request path: low confidence needs nothing but the answer."""
+        """Request path, for frames the mirror did not take: low confidence needs only the answer."""
         self._report(raw, fid, version, poses, robot_id)
 
-    def on_shadow(self, item: MirrorItem, shadow_poses: list[ObjectPose], found: list[Disagreement]) -> None:
-        """Mirror thread: disagreement with the shadow."""
+    def on_shadow_failed(self, item: MirrorItem) -> None:
+        """Mirror thread, the shadow did not answer: the triggers that need no shadow still fire."""
+        self.on_shadow(item, [], None)
+
+    def on_shadow(
+        self, item: MirrorItem, shadow_poses: list[ObjectPose], found: list[Disagreement] | None
+    ) -> None:
+        """Mirror thread: every trigger, disagreement with the shadow included (None: no answer)."""
         ctx = item.context
         self._report(
             ctx["raw"],

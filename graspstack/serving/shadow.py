@@ -52,9 +52,13 @@ class ShadowMirror:
         ask_shadow: Callable[[Any], list[ObjectPose]],
         max_queue: int = 32,
         on_result: Callable[[MirrorItem, list[ObjectPose], list[Disagreement]], None] | None = None,
+        on_failure: Callable[[MirrorItem], None] | None = None,
     ):
+        """on_result gets the shadow's answer and the disagreements; on_failure an item the shadow
+        could not answer. Together they see every item that `offer` accepted, exactly once."""
         self._ask = ask_shadow
         self._on_result = on_result
+        self._on_failure = on_failure
         self._queue: queue.Queue[MirrorItem | None] = queue.Queue(maxsize=max_queue)
         self._thread = threading.Thread(target=self._run, name="shadow-mirror", daemon=True)
         self._thread.start()
@@ -82,6 +86,8 @@ class ShadowMirror:
             except Exception as err:  # the shadow being down is recorded, never propagated
                 metrics.SHADOW_MIRRORED.labels("error").inc()
                 log.warning("shadow call failed: %s", err)
+                if self._on_failure:
+                    self._on_failure(item)
                 continue
             found = disagreements(item.model_poses, shadow_poses)
             for d in found:
