@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from graspstack.frames import Intrinsics
@@ -95,8 +96,6 @@ PLANE_SAMPLES = 6000
 
 def denoise_depth(depth_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """5x5 median (cuts depth noise ~2.5x yet keeps object borders sharp) and the valid-pixel mask."""
-    import cv2
-
     raw = depth_m.astype(np.float32)
     depth = cv2.medianBlur(raw, 5)
     valid = (raw > 0) & (depth > 0)
