@@ -173,6 +173,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         val_limit=args.val_limit,
         make_active=args.activate,
         batch_size=args.batch_size,
+        stage=args.stage,
+        base=args.base,
+        crop_minutes=args.crop_minutes,
     )
     print(json.dumps({"version": card["version"], "validation": card.get("validation", {}).get("slices")}))
     return 0
@@ -225,7 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--data", nargs="+", default=["data/train/nominal", "data/train/hard"], help="scenes")
     tr.add_argument("--val", nargs="*", default=["data/val/nominal", "data/val/hard"], help="held-out scenes")
     tr.add_argument("--version", default=None, help="model version name (default: vYYYYMMDD-HHMM)")
-    tr.add_argument("--minutes", type=float, default=60.0, help="training time budget (cosine schedule)")
+    tr.add_argument("--minutes", type=float, default=45.0, help="stage-1 time budget (cosine schedule)")
+    tr.add_argument("--crop-minutes", type=float, default=35.0, help="time budget of the second stage")
+    tr.add_argument("--stage", choices=("all", "crops"), default="all", help="crops: second stage only")
+    tr.add_argument("--base", default=None, help="with --stage crops: the version whose detector to keep")
     tr.add_argument("--batch-size", type=int, default=16)
     tr.add_argument("--val-limit", type=int, default=None, help="validate on the first N scenes per folder")
     tr.add_argument("--activate", action="store_true", help="make the new version the active one")

@@ -149,6 +149,40 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_turn(args: argparse.Namespace) -> int:
+    from graspstack.flywheel.turn import run_turn
+    from graspstack.pose_model.registry import active_version
+    from services.settings import FlywheelSettings
+
+    card = run_turn(
+        args.store or FlywheelSettings().store_path,
+        args.parent or active_version(),
+        args.child,
+        detector_minutes=args.detector_minutes,
+        crop_minutes=args.crop_minutes,
+        eval_dirs=args.eval,
+    )
+    fw = card["flywheel"]
+    print(json.dumps({"version": card["version"], "parent": card["parent"], "gain_pts": fw.get("gain_pts")}))
+    return 0
+
+
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from graspstack.flywheel.experiment import run_experiment
+
+    result = run_experiment(
+        args.parent,
+        turns=args.turns,
+        scenes_per_turn=args.scenes,
+        out=args.out,
+        detector_minutes=args.detector_minutes,
+        crop_minutes=args.crop_minutes,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
+    print(json.dumps(result))
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `cases` and `flywheel` to the graspstack command."""
     cases = subparsers.add_parser("cases", help="hard cases for labelers").add_subparsers(
@@ -190,6 +224,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="flywheel_command", required=True
     )
     _stats_args(fw.add_parser("stats", help="produced, stored, pending and dead-lettered counts"))
+
+    turn = fw.add_parser("turn", help="fine-tune a model on the labelled cases (plus replay) into a child")
+    turn.add_argument("--parent", default=None, help="model version to fine-tune (default: active)")
+    turn.add_argument("--child", default=None, help="name of the new version (default: PARENT-fwTIME)")
+    turn.add_argument("--store", default=None, help="store folder (default: GRASPSTACK_FLYWHEEL_STORE_PATH)")
+    turn.add_argument("--eval", nargs="*", default=["data/test/hard", "data/test/nominal"], help="held-out")
+    turn.add_argument("--detector-minutes", type=float, default=6.0)
+    turn.add_argument("--crop-minutes", type=float, default=6.0)
+    turn.set_defaults(func=_cmd_turn)
+
+    exp = fw.add_parser("experiment", help="several unattended turns in the lab: robot, labels, fine-tune")
+    exp.add_argument("--parent", required=True, help="starting model version")
+    exp.add_argument("--turns", type=int, default=3)
+    exp.add_argument("--scenes", type=int, default=120, help="hard scenes the robot works per turn")
+    exp.add_argument("--out", default=None, help="folder for the store, curve.json and curve.png")
+    exp.add_argument("--detector-minutes", type=float, default=6.0)
+    exp.add_argument("--crop-minutes", type=float, default=6.0)
+    exp.set_defaults(func=_cmd_experiment)
 
 
 def _stats_args(parser: argparse.ArgumentParser) -> None:

@@ -2,7 +2,8 @@
 
 Stages (timed per frame in `last_timings_ms`, for the benchmark's per-stage split):
 detect (resize + PoseNet forward), decode (instances and coarse poses from votes), table (plane
-fit on the depth), refine (per-object depth fit, see refine.py).
+fit on the depth), then for a two-stage version crops (cut + CropNet forward) and fit (RANSAC on its
+correspondences), and refine (per-object depth fit, see refine.py).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import torch
 from graspstack.catalogue import CATALOGUE
 from graspstack.frames import Frame, Intrinsics, ObjectPose
 from graspstack.geometry import matrix_to_quat
+from graspstack.pose_model.crop_stage import CropResult, CropStage, Proposal, uncovered_proposals
 from graspstack.pose_model.decode import Instance, decode
 from graspstack.pose_model.geometry import bbox_centre_obj, ray_rotation
 from graspstack.pose_model.network import INPUT_HW, make_input, split_outputs
 from graspstack.pose_model.refine import refine_pose
-from graspstack.pose_model.registry import fold_batchnorm, load_network
+from graspstack.pose_model.registry import fold_batchnorm, load_crop_network, load_network
 from graspstack.predictors.scripted.fit import model_cloud
 from graspstack.predictors.scripted.predictor import _suppress_duplicates
 from graspstack.predictors.scripted.priors import load_priors
@@ -47,8 +49,15 @@ class ModelPredictor:
         """Loads `version` from the registry (default: the active one), or uses `net` as given."""
         if net is None:
             net, self.version = load_network(version, root)
+            crop_net = load_crop_network(self.version, root)
         else:
             self.version = version or "unregistered"
+            crop_net = None
+        self.crop_stage = (
+            CropStage(fold_batchnorm(crop_net).to(memory_format=torch.channels_last), threads)
+            if crop_net is not None
+            else None
+        )
         # Folded batch norms and channels-last tensors: the layout oneDNN's CPU convolutions prefer.
         self.net = fold_batchnorm(net.eval()).to(memory_format=torch.channels_last)
         self.name = f"model:{self.version}"
@@ -101,17 +110,77 @@ class ModelPredictor:
         timings["table"] = (t3 - t2) * 1e3
 
         poses: list[ObjectPose] = []
-        if plane is not None and instances:
+        if plane is not None and self.crop_stage is not None:
+            poses = self._two_stage(frame, instances, plane, points, valid, depth, out, sx, sy, timings)
+        elif plane is not None and instances:
             above = object_mask(points, valid, plane)
             labels = self._label_image(instances, out["logits"].shape[1:], intr)
             for k, inst in enumerate(instances):
                 pose = self._refine(inst, k + 1, labels, above, points, plane, depth, intr, sx, sy)
                 if pose is not None:
                     poses.append(pose)
-        timings["refine"] = (time.perf_counter() - t3) * 1e3
+        timings["refine"] = (
+            (time.perf_counter() - t3) * 1e3 - timings.get("crops", 0.0) - timings.get("fit", 0.0)
+        )
         timings["total"] = (time.perf_counter() - t0) * 1e3
         self.last_timings_ms = timings
         return _suppress_duplicates(poses)
+
+    def _two_stage(
+        self, frame, instances, plane, points, valid, depth, out, sx, sy, timings
+    ) -> list[ObjectPose]:
+        intr = frame.intrinsics
+        t0 = time.perf_counter()
+        proposals = []
+        for inst in instances:
+            u = (inst.centre_px[0] + 0.5) / sx - 0.5
+            v = (inst.centre_px[1] + 0.5) / sy - 0.5
+            z = inst.centre_z
+            if not np.isfinite(z):
+                continue
+            proposals.append(Proposal(np.array([u, v]), float(z), inst.class_name, inst.score, "detector"))
+        above = object_mask(points, valid, plane)
+        covered = (
+            self._label_image(instances, out["logits"].shape[1:], intr) > 0
+            if instances
+            else np.zeros_like(above)
+        )
+        proposals += uncovered_proposals(above, covered, points, intr.fx, (intr.cy, intr.cx))
+        results = self.crop_stage.run(frame, proposals, plane.depth_sigma)
+        t1 = time.perf_counter()
+        timings["crops"] = (t1 - t0) * 1e3
+        poses = [p for r in results if (p := self._polish(r, plane, depth, intr)) is not None]
+        timings["fit"] = 0.0
+        return poses
+
+    def _polish(self, r: CropResult, plane, depth: np.ndarray, intr: Intrinsics) -> ObjectPose | None:
+        fit = refine_pose(
+            r.T_cam_obj,
+            r.points,
+            r.class_name,
+            plane,
+            self.resting[r.class_name],
+            depth,
+            intr,
+            fallback_score=None,
+        )
+        fit_quality = float(np.clip((SCORE_ZERO_CONFIDENCE - fit.score) / 0.6, 0.0, 1.0))
+        confidence = r.class_prob * r.fit.inlier_ratio * (1.0 - fit.free_space_violation) * fit_quality
+        if confidence < MIN_CONFIDENCE:
+            return None
+        return ObjectPose(
+            r.class_name,
+            fit.T_cam_obj[:3, 3].copy(),
+            matrix_to_quat(fit.T_cam_obj[:3, :3]),
+            float(np.clip(confidence, 0.0, 1.0)),
+            {
+                "hypothesis": fit.hypothesis,
+                "score": fit.score,
+                "source": r.proposal.source,
+                "inliers": r.fit.inlier_ratio,
+                "mask": r.mask_prob,
+            },
+        )
 
     @staticmethod
     def _label_image(instances: list[Instance], hw: tuple[int, int], intr: Intrinsics) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Model registry: versioned folders under models/pose/, one of them named in models/pose/ACTIVE.
 
-A version folder holds `weights.safetensors` (the network) and `card.json` (what it was trained on,
-how long, and how it scores). The pose service and `graspstack eval --predictor model[:VERSION]`
-load by version, so a pilot can promote and roll back by rewriting one line.
+A version folder holds `weights.safetensors` (stage 1, PoseNet), `crop.safetensors` when the version
+has a second stage (CropNet), and `card.json` (what it was trained on, how long, how it scores).
+The pose service and `graspstack eval --predictor model[:VERSION]` load by version, so a pilot can
+promote and roll back by rewriting one line.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from graspstack.pose_model.network import PoseNet
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models" / "pose"
 WEIGHTS_FILE = "weights.safetensors"
+CROP_WEIGHTS_FILE = "crop.safetensors"  # the second stage (CropNet); versions without it are one-stage
 CARD_FILE = "card.json"
 ACTIVE_FILE = "ACTIVE"
 
@@ -77,6 +79,24 @@ def load_network(version: str | None = None, root: str | Path | None = None) -> 
     net.load_state_dict(load_file(str(d / WEIGHTS_FILE)))
     net.eval()
     return net, version
+
+
+def load_crop_network(version: str, root: str | Path | None = None):
+    """The CropNet of `version` in eval mode, or None for a one-stage version."""
+    from graspstack.pose_model.crop_net import CropNet
+
+    d = _root(root) / version
+    if not (d / CROP_WEIGHTS_FILE).exists():
+        return None
+    card = json.loads((d / CARD_FILE).read_text()) if (d / CARD_FILE).exists() else {}
+    net = CropNet(int(card.get("crop_width", 32)))
+    net.load_state_dict(load_file(str(d / CROP_WEIGHTS_FILE)))
+    return net.eval()
+
+
+def save_crop_network(version: str, net: torch.nn.Module, root: str | Path | None = None) -> None:
+    state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(_root(root) / version / CROP_WEIGHTS_FILE))
 
 
 def fold_batchnorm(net: torch.nn.Module) -> torch.nn.Module:

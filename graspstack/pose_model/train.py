@@ -1,4 +1,7 @@
-"""`graspstack train`: fit PoseNet on cached lab scenes within a time budget, validate, register.
+"""`graspstack train`: fit PoseNet (stage 1) and CropNet (stage 2) on lab scenes, validate, register.
+
+`--stage all` trains both; `--stage crops --base VERSION` trains only the second stage on top of an
+existing version's detector (which is copied into the new version, so each version is self-contained).
 
 The schedule is set by wall-clock time rather than epochs (cosine decay over the budget), so a run
 finishes when promised on whatever machine it lands on; the data size then decides how many epochs
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 import tempfile
 import time
@@ -21,10 +25,20 @@ import torch
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from graspstack.pose_model.crop_train import train_crop_net
+from graspstack.pose_model.crops import concat_crops, load_crops
 from graspstack.pose_model.data import SceneArrays, build_cache, concat, load_cache
 from graspstack.pose_model.losses import pose_losses, total_loss
 from graspstack.pose_model.network import INPUT_HW, PoseNet
-from graspstack.pose_model.registry import activate, save_version, write_card
+from graspstack.pose_model.registry import (
+    WEIGHTS_FILE,
+    _root,
+    activate,
+    load_card,
+    save_crop_network,
+    save_version,
+    write_card,
+)
 from graspstack.pose_model.targets import make_batch
 
 
@@ -88,12 +102,15 @@ def train_network(
     log_every: int = 50,
     checkpoint: Path | None = None,
     checkpoint_every_s: float = 300.0,
+    net: PoseNet | None = None,
+    sampler=None,
 ) -> tuple[PoseNet, dict]:
-    """Train within `minutes`; with `checkpoint`, the weights are saved there every few minutes so
-    the pipeline after the network can be tuned while training goes on."""
+    """Train (or, given `net`, fine-tune) within `minutes`; with `checkpoint`, the weights are saved
+    there every few minutes so the pipeline after the network can be tuned while training goes on.
+    `sampler(rng, n)` picks each batch's scenes (default uniform)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = PoseNet(width)
+    net = net or PoseNet(width)
     net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     budget = minutes * 60.0
@@ -105,7 +122,8 @@ def train_network(
         for g in opt.param_groups:
             g["lr"] = _lr(elapsed / budget, lr)
         data = source.get(elapsed)
-        batch = make_batch(data, rng.integers(0, len(data), size=batch_size), rng)
+        idx = sampler(rng, batch_size) if sampler else rng.integers(0, len(data), size=batch_size)
+        batch = make_batch(data, idx, rng)
         losses = pose_losses(net(batch.x), batch)
         loss = total_loss(losses)
         opt.zero_grad(set_to_none=True)
@@ -164,6 +182,26 @@ def validate(version: str, val_dirs: list[Path], limit: int | None = None) -> di
     return out
 
 
+ARCHITECTURE = (
+    "two-stage: PoseNet FCN on 320x240 RGB-D + rays (class, centre votes, centre depth) proposes objects, "
+    "plus above-table blobs it missed; CropNet on a 64x64 RGB-D crop per proposal (class, visible mask, "
+    "dense object coordinates); RANSAC rigid fit of the 3D-3D correspondences; ICP polish on the depth"
+)
+
+
+def train_crop_stage(train_dirs: list[Path], minutes: float, version: str, width: int = 32) -> dict:
+    data = concat_crops([load_crops(r) for r in train_dirs])
+    checkpoint = Path(tempfile.gettempdir()) / f"graspstack-crops-{version}.safetensors"
+    net, info = train_crop_net(data, minutes, width=width, checkpoint=checkpoint)
+    save_crop_network(version, net)
+    return {
+        "crop_width": width,
+        "crop_parameters": sum(p.numel() for p in net.parameters()),
+        "crop_training": {k: v for k, v in info.items() if k != "loss_history"} | {"crops": len(data)},
+        "crop_loss_history": info["loss_history"][-10:],
+    }
+
+
 def run_training(
     train_dirs: list[str],
     val_dirs: list[str],
@@ -173,26 +211,46 @@ def run_training(
     make_active: bool = False,
     batch_size: int = 16,
     width: int = 24,
+    stage: str = "all",
+    base: str | None = None,
+    crop_minutes: float = 35.0,
 ) -> dict:
     torch.set_num_threads(2)
     started = time.monotonic()
     roots = [Path(d) for d in train_dirs]
-    source = GrowingData(roots)
     version = version or datetime.now(UTC).strftime("v%Y%m%d-%H%M")
-    checkpoint = Path(tempfile.gettempdir()) / f"graspstack-pose-{version}.safetensors"
-    net, info = train_network(source, minutes, batch_size=batch_size, width=width, checkpoint=checkpoint)
-    card = {
-        "version": version,
-        "architecture": "PoseNet: FCN on 320x240 RGB-D + rays -> class, centre votes, allocentric 6D "
-        "rotation, centre depth; depth refinement (ICP + table-constrained search)",
-        "width": width,
-        "parameters": sum(p.numel() for p in net.parameters()),
-        "trained_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "train_data": [_dataset_info(r) for r in roots],
-        "training": {k: v for k, v in info.items() if k != "loss_history"},
-        "loss_history": info["loss_history"][-20:],
-    }
-    save_version(version, net, card)
+    if stage == "crops":
+        if not base:
+            raise ValueError("--stage crops needs --base VERSION (whose detector the new version keeps)")
+        (_root(None) / version).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_root(None) / base / WEIGHTS_FILE, _root(None) / version / WEIGHTS_FILE)
+        base_card = load_card(base)
+        card = {
+            "version": version,
+            "architecture": ARCHITECTURE,
+            "width": base_card.get("width", width),
+            "parameters": base_card.get("parameters"),
+            "detector_from": base,
+            "detector_train_data": base_card.get("train_data"),
+            "detector_training": base_card.get("training"),
+        }
+    else:
+        source = GrowingData(roots)
+        checkpoint = Path(tempfile.gettempdir()) / f"graspstack-pose-{version}.safetensors"
+        net, info = train_network(source, minutes, batch_size=batch_size, width=width, checkpoint=checkpoint)
+        card = {
+            "version": version,
+            "architecture": ARCHITECTURE,
+            "width": width,
+            "parameters": sum(p.numel() for p in net.parameters()),
+            "training": {k: v for k, v in info.items() if k != "loss_history"},
+            "loss_history": info["loss_history"][-20:],
+        }
+        save_version(version, net, card)
+    card["trained_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+    card["train_data"] = [_dataset_info(r) for r in roots]
+    card |= train_crop_stage(roots, crop_minutes, version)
+    write_card(version, card)
     if val_dirs:
         card["validation"] = validate(version, [Path(d) for d in val_dirs], limit=val_limit)
     card["total_seconds"] = round(time.monotonic() - started, 1)

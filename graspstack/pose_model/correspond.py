@@ -1,0 +1,80 @@
+"""Rigid pose from 3D-3D correspondences: RANSAC over minimal sets, then a least-squares refit.
+
+CropNet gives, for each object pixel with a depth reading, the object-frame point it sees (X) while
+the depth gives the camera-frame point (P). P = R X + t is then a closed-form (Kabsch) solve; RANSAC
+keeps wrong correspondences (mask bleeding onto a neighbour, depth dropouts at edges) out of it.
+All hypotheses are solved and scored at once (batched SVD), a few milliseconds per object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class RigidFit:
+    R: np.ndarray  # (3, 3)
+    t: np.ndarray  # (3,)
+    inlier_ratio: float
+    rms_m: float  # residual over the inliers
+
+
+def kabsch(X: np.ndarray, P: np.ndarray, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(..., N, 3) object points X and camera points P (weights (..., N)) -> R (..., 3, 3), t (..., 3)."""
+    if w is None:
+        w = np.ones(X.shape[:-1])
+    w = w / np.maximum(w.sum(-1, keepdims=True), 1e-12)
+    mx = (w[..., None] * X).sum(-2)
+    mp = (w[..., None] * P).sum(-2)
+    H = np.einsum("...n,...ni,...nj->...ij", w, X - mx[..., None, :], P - mp[..., None, :])
+    U, _, Vt = np.linalg.svd(H)
+    d = np.sign(np.linalg.det(np.swapaxes(Vt, -1, -2) @ np.swapaxes(U, -1, -2)))
+    D = np.zeros(H.shape)
+    D[..., 0, 0], D[..., 1, 1], D[..., 2, 2] = 1.0, 1.0, d
+    R = np.swapaxes(Vt, -1, -2) @ D @ np.swapaxes(U, -1, -2)
+    t = mp - np.einsum("...ij,...j->...i", R, mx)
+    return R, t
+
+
+def ransac_rigid(
+    X: np.ndarray,
+    P: np.ndarray,
+    threshold_m: float,
+    hypotheses: int = 128,
+    min_spread_m: float = 0.01,
+    seed: int = 0,
+) -> RigidFit | None:
+    """Best rigid fit of (N, 3) pairs; None with fewer than 3 pairs or no spread-out minimal set."""
+    n = len(X)
+    if n < 3:
+        return None
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(hypotheses, 3))
+    Xs = X[idx]
+    # Minimal sets whose object points nearly coincide or line up give no rotation: skip them.
+    a = Xs[:, 1] - Xs[:, 0]
+    b = Xs[:, 2] - Xs[:, 0]
+    area = np.linalg.norm(np.cross(a, b), axis=-1)
+    good = area > min_spread_m**2
+    if not good.any():
+        return None
+    R, t = kabsch(Xs[good], P[idx[good]])
+    resid = np.linalg.norm(np.einsum("hij,nj->hni", R, X) + t[:, None, :] - P[None], axis=-1)
+    inliers = resid < threshold_m
+    best = int(np.argmax(inliers.sum(1)))
+    m = inliers[best]
+    if m.sum() < 3:
+        return None
+    # Two least-squares passes on the inliers, re-selecting them with the better pose.
+    for _ in range(2):
+        R1, t1 = kabsch(X[m], P[m])
+        r = np.linalg.norm(X @ R1.T + t1 - P, axis=-1)
+        m_new = r < threshold_m
+        if m_new.sum() < 3:
+            break
+        m = m_new
+    R1, t1 = kabsch(X[m], P[m])
+    r = np.linalg.norm(X[m] @ R1.T + t1 - P[m], axis=-1)
+    return RigidFit(R1, t1, float(m.mean()), float(np.sqrt(np.mean(r**2))))

@@ -1,0 +1,125 @@
+"""The second stage at inference: crops around proposals, CropNet, RANSAC rigid fit, depth polish.
+
+Proposals come from stage 1 (PoseNet's instances: class, projected centre, centre depth) and from
+pieces of the above-table mask that no instance covers (an object stage 1 missed: a small lego, an
+unusual view). Every proposal is cut to a crop at its class's metric size; CropNet decides what is
+really centred there (a catalogue class or nothing), which pixels show it, and which model point each
+shows. The rigid fit of those correspondences is the pose; a short ICP against the depth polishes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from graspstack.catalogue import CATALOGUE, CLASS_NAMES
+from graspstack.frames import Frame
+from graspstack.pose_model.correspond import RigidFit, ransac_rigid
+from graspstack.pose_model.crop_net import COORD_SCALE_M, CROP_STRIDE, CropNet, crop_input
+from graspstack.pose_model.crops import CROP_PX, CropWindow, back_project_crop, crop_side_m, window_for
+
+MIN_MASK_CELLS = 6
+# Correspondences are a network guess (a few mm off on a good crop) on noisy depth: 1 cm keeps the good
+# ones and still rejects pixels that belong to a neighbour.
+RANSAC_THRESHOLD_M = 0.01
+UNCOVERED_MIN_PIXELS = 60  # an above-table blob this large that no instance covers gets a crop
+GENERIC_CLASS = "teddy"  # crop size for blobs of unknown class: mid-sized among the catalogue
+
+
+@dataclass
+class Proposal:
+    centre_px: np.ndarray  # (2,) full-resolution pixel
+    z_m: float  # camera depth of the object centre
+    class_name: str  # stage 1's class (sets the crop size)
+    score: float  # stage 1's confidence (1.0 for uncovered blobs: CropNet decides)
+    source: str  # "detector" or "uncovered"
+
+
+@dataclass
+class CropResult:
+    proposal: Proposal
+    class_name: str
+    class_prob: float
+    T_cam_obj: np.ndarray  # (4, 4) from the rigid fit
+    fit: RigidFit
+    points: np.ndarray  # (N, 3) camera points on the object (mask and depth), for the depth polish
+    mask_prob: float  # mean mask probability over the object cells
+
+
+def uncovered_proposals(
+    above: np.ndarray, covered: np.ndarray, points: np.ndarray, fx: float, cy_cx: tuple[float, float]
+) -> list[Proposal]:
+    """Blobs of above-table pixels that no stage-1 instance covers."""
+    free = (above & ~covered).astype(np.uint8)
+    free = cv2.morphologyEx(free, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    n, comp, stats, centroids = cv2.connectedComponentsWithStats(free, connectivity=8)
+    out = []
+    for k in range(1, n):
+        if stats[k, cv2.CC_STAT_AREA] < UNCOVERED_MIN_PIXELS:
+            continue
+        z = float(np.median(points[comp == k][:, 2]))
+        out.append(Proposal(centroids[k].astype(float), z + 0.01, GENERIC_CLASS, 1.0, "uncovered"))
+    return out
+
+
+class CropStage:
+    def __init__(self, net: CropNet, threads: int = 2) -> None:
+        self.net = net
+        self.threads = threads
+
+    def run(self, frame: Frame, proposals: list[Proposal], sigma_at) -> list[CropResult]:
+        """sigma_at(z) -> expected depth noise (m) at depth z, for the RANSAC inlier threshold."""
+        if not proposals:
+            return []
+        intr = frame.intrinsics
+        k_arr = np.array([intr.fx, intr.fy, intr.cx, intr.cy], np.float32)
+        n = len(proposals)
+        rgb = np.empty((n, CROP_PX, CROP_PX, 3), np.uint8)
+        pts = np.empty((n, CROP_PX, CROP_PX, 3), np.float32)
+        ref = np.empty((n, 3), np.float32)
+        side = np.empty(n, np.float32)
+        windows: list[CropWindow] = []
+        for i, p in enumerate(proposals):
+            side[i] = crop_side_m(p.class_name)
+            w = window_for(p.centre_px, p.z_m, float(side[i]), intr, CROP_PX)
+            windows.append(w)
+            rgb[i], depth = w.cut(frame.rgb, frame.depth_m)
+            pts[i] = back_project_crop(depth, w, k_arr)
+            u, v = p.centre_px
+            ref[i] = [(u - intr.cx) / intr.fx * p.z_m, (v - intr.cy) / intr.fy * p.z_m, p.z_m]
+        x = torch.from_numpy(crop_input(rgb, pts, ref, side))
+        torch.set_num_threads(self.threads)
+        with torch.inference_mode():
+            logits, dense = self.net(x)
+        prob = torch.softmax(logits, 1).numpy()
+        dense = dense.numpy()
+        out = []
+        s = CROP_STRIDE
+        for i, p in enumerate(proposals):
+            c = int(prob[i].argmax())
+            if c == 0:
+                continue
+            name = CLASS_NAMES[c - 1]
+            mp = 1.0 / (1.0 + np.exp(-dense[i, 0]))
+            P = pts[i, ::s, ::s]
+            m = (mp > 0.5) & (P[..., 2] > 0)
+            if m.sum() < MIN_MASK_CELLS:
+                continue
+            X = np.moveaxis(dense[i, 1:4], 0, -1)[m] * COORD_SCALE_M
+            Pm = P[m].astype(np.float64)
+            z = float(np.median(Pm[:, 2]))
+            thr = max(RANSAC_THRESHOLD_M, 3.0 * float(sigma_at(z)))
+            fit = ransac_rigid(X.astype(np.float64), Pm, thr, seed=i)
+            if fit is None:
+                continue
+            T = np.eye(4)
+            T[:3, :3], T[:3, 3] = fit.R, fit.t
+            out.append(CropResult(p, name, float(prob[i, c]), T, fit, Pm, float(mp[m].mean())))
+        return out
+
+
+def object_size_m(class_name: str) -> float:
+    return max(CATALOGUE[class_name].size_m)
