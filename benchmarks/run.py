@@ -53,7 +53,7 @@ def held_out_frames(scenes: int) -> dict[str, list]:
 
 
 def bench_model_stages(frames: list) -> dict | None:
-    """The model's per-stage split (detection, keypoints, PnP, refinement) on nominal frames."""
+    """The model's per-stage split (detection, proposals, crops + CropNet, RANSAC fit, refinement)."""
     try:
         from graspstack.pose_model.infer import ModelPredictor
     except ImportError:

@@ -46,6 +46,7 @@ from graspstack.pose_model.train import cached, train_network
 from graspstack.scene_io import SceneFile
 
 REPLAY_SHARE = 0.5
+CALIBRATION_SCENES = 80  # validation scenes per slice for the child's confidence calibration
 MASK_DEPTH_TOLERANCE_M = 0.01
 DEPTH_NOISE_M = 0.003  # sensor noise at 0.5 m after median filtering, worst slice (CONTRACTS 3), generous
 
@@ -199,6 +200,7 @@ def run_turn(
     eval_dirs: list[str] | None = None,
     eval_limit: int | None = None,
     lr: float = 5e-4,
+    calibration_dirs: tuple[str, ...] = ("data/val/nominal", "data/val/hard"),
 ) -> dict:
     torch.set_num_threads(2)
     started = time.monotonic()
@@ -254,6 +256,11 @@ def run_turn(
     }
     save_version(child, net.eval(), card)
     save_crop_network(child, crop_net.eval())
+    cal_dirs = [d for d in calibration_dirs if Path(d).exists()]
+    if cal_dirs:  # the child's evidence means something else than its parent's: calibrate it afresh
+        from graspstack.pose_model.report import fit_calibration
+
+        card["calibration"] = fit_calibration(child, cal_dirs, CALIBRATION_SCENES)
     if eval_dirs:
         ev = evaluate_pair(parent, child, [Path(d) for d in eval_dirs], eval_limit)
         card["flywheel"]["eval"] = ev

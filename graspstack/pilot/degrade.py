@@ -24,12 +24,15 @@ def make_degraded(parent: str, noise_scale: float = NOISE_SCALE, seed: int = 0) 
     if dst.exists():
         shutil.rmtree(dst)
     shutil.copytree(src, dst)
-    weights = load_file(str(dst / registry.WEIGHTS_FILE))
     gen = torch.Generator().manual_seed(seed)
-    for name, t in weights.items():
-        if t.is_floating_point() and t.numel() > 1 and "running" not in name:
-            weights[name] = t + torch.randn(t.shape, generator=gen) * t.std() * noise_scale
-    save_file(weights, str(dst / registry.WEIGHTS_FILE), metadata={"degraded_from": parent})
+    # Both stages of a two-stage version: the second alone would still rescue much of a noisy first.
+    for path in sorted(dst.glob("*.safetensors")):
+        weights = load_file(str(path))
+        for name, t in weights.items():
+            if t.is_floating_point() and t.numel() > 1 and "running" not in name:
+                weights[name] = t + torch.randn(t.shape, generator=gen) * t.std() * noise_scale
+        save_file(weights, str(path), metadata={"degraded_from": parent})
+    (dst / "calibration.json").unlink(missing_ok=True)  # the parent's calibration says nothing here
     card = registry.load_card(parent)
     card.update(
         {

@@ -9,13 +9,14 @@ shows. The rigid fit of those correspondences is the pose; a short ICP against t
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 
-from graspstack.catalogue import CATALOGUE, CLASS_NAMES
+from graspstack.catalogue import CLASS_NAMES
 from graspstack.frames import Frame
 from graspstack.pose_model.correspond import RigidFit, ransac_rigid
 from graspstack.pose_model.crop_net import COORD_SCALE_M, CROP_STRIDE, CropNet, crop_input
@@ -49,9 +50,7 @@ class CropResult:
     mask_prob: float  # mean mask probability over the object cells
 
 
-def uncovered_proposals(
-    above: np.ndarray, covered: np.ndarray, points: np.ndarray, fx: float, cy_cx: tuple[float, float]
-) -> list[Proposal]:
+def uncovered_proposals(above: np.ndarray, covered: np.ndarray, points: np.ndarray) -> list[Proposal]:
     """Blobs of above-table pixels that no stage-1 instance covers."""
     free = (above & ~covered).astype(np.uint8)
     free = cv2.morphologyEx(free, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
@@ -69,9 +68,12 @@ class CropStage:
     def __init__(self, net: CropNet, threads: int = 2) -> None:
         self.net = net
         self.threads = threads
+        self.last_timings_ms: dict[str, float] = {}
 
     def run(self, frame: Frame, proposals: list[Proposal], sigma_at) -> list[CropResult]:
         """sigma_at(z) -> expected depth noise (m) at depth z, for the RANSAC inlier threshold."""
+        t0 = time.perf_counter()
+        self.last_timings_ms = {"crops": 0.0, "fit": 0.0}
         if not proposals:
             return []
         intr = frame.intrinsics
@@ -96,6 +98,7 @@ class CropStage:
             logits, dense = self.net(x)
         prob = torch.softmax(logits, 1).numpy()
         dense = dense.numpy()
+        t1 = time.perf_counter()
         out = []
         s = CROP_STRIDE
         for i, p in enumerate(proposals):
@@ -118,8 +121,5 @@ class CropStage:
             T = np.eye(4)
             T[:3, :3], T[:3, 3] = fit.R, fit.t
             out.append(CropResult(p, name, float(prob[i, c]), T, fit, Pm, float(mp[m].mean())))
+        self.last_timings_ms = {"crops": (t1 - t0) * 1e3, "fit": (time.perf_counter() - t1) * 1e3}
         return out
-
-
-def object_size_m(class_name: str) -> float:
-    return max(CATALOGUE[class_name].size_m)

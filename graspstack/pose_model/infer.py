@@ -17,12 +17,13 @@ import torch
 from graspstack.catalogue import CATALOGUE
 from graspstack.frames import Frame, Intrinsics, ObjectPose
 from graspstack.geometry import matrix_to_quat
+from graspstack.pose_model.calibration import Calibration
 from graspstack.pose_model.crop_stage import CropResult, CropStage, Proposal, uncovered_proposals
 from graspstack.pose_model.decode import Instance, decode
 from graspstack.pose_model.geometry import bbox_centre_obj, ray_rotation
 from graspstack.pose_model.network import INPUT_HW, make_input, split_outputs
 from graspstack.pose_model.refine import refine_pose
-from graspstack.pose_model.registry import fold_batchnorm, load_crop_network, load_network
+from graspstack.pose_model.registry import _root, fold_batchnorm, load_crop_network, load_network
 from graspstack.predictors.scripted.fit import model_cloud
 from graspstack.predictors.scripted.predictor import _suppress_duplicates
 from graspstack.predictors.scripted.priors import load_priors
@@ -32,6 +33,9 @@ from graspstack.predictors.scripted.table import back_project, fit_plane
 PLANE_SAMPLES = 4000
 MIN_POINTS = 20
 MIN_CONFIDENCE = 0.1
+# Two-stage answers below this are dropped: CropNet already rejects what is not an object, so only
+# fits that explain nothing are cut (an out-of-spec answer still helps a robot more than none).
+MIN_CONFIDENCE_TWO_STAGE = 0.02
 SCORE_ZERO_CONFIDENCE = 1.1
 # Refinement score (see scripted fit: surface + 2 x free-space) above which the network-seeded fits
 # are deemed lost and the baseline's full search is run for that object.
@@ -53,6 +57,7 @@ class ModelPredictor:
         else:
             self.version = version or "unregistered"
             crop_net = None
+        self.calibration = Calibration.load(_root(root) / self.version) if crop_net is not None else None
         self.crop_stage = (
             CropStage(fold_batchnorm(crop_net).to(memory_format=torch.channels_last), threads)
             if crop_net is not None
@@ -119,9 +124,8 @@ class ModelPredictor:
                 pose = self._refine(inst, k + 1, labels, above, points, plane, depth, intr, sx, sy)
                 if pose is not None:
                     poses.append(pose)
-        timings["refine"] = (
-            (time.perf_counter() - t3) * 1e3 - timings.get("crops", 0.0) - timings.get("fit", 0.0)
-        )
+        if "refine" not in timings:
+            timings["refine"] = (time.perf_counter() - t3) * 1e3
         timings["total"] = (time.perf_counter() - t0) * 1e3
         self.last_timings_ms = timings
         return _suppress_duplicates(poses)
@@ -145,12 +149,13 @@ class ModelPredictor:
             if instances
             else np.zeros_like(above)
         )
-        proposals += uncovered_proposals(above, covered, points, intr.fx, (intr.cy, intr.cx))
+        proposals += uncovered_proposals(above, covered, points)
+        timings["proposals"] = (time.perf_counter() - t0) * 1e3
         results = self.crop_stage.run(frame, proposals, plane.depth_sigma)
+        timings.update(self.crop_stage.last_timings_ms)  # crops (cut + CropNet), fit (RANSAC)
         t1 = time.perf_counter()
-        timings["crops"] = (t1 - t0) * 1e3
         poses = [p for r in results if (p := self._polish(r, plane, depth, intr)) is not None]
-        timings["fit"] = 0.0
+        timings["refine"] = (time.perf_counter() - t1) * 1e3
         return poses
 
     def _polish(self, r: CropResult, plane, depth: np.ndarray, intr: Intrinsics) -> ObjectPose | None:
@@ -164,22 +169,32 @@ class ModelPredictor:
             intr,
             fallback_score=None,
         )
-        fit_quality = float(np.clip((SCORE_ZERO_CONFIDENCE - fit.score) / 0.6, 0.0, 1.0))
-        confidence = r.class_prob * r.fit.inlier_ratio * (1.0 - fit.free_space_violation) * fit_quality
-        if confidence < MIN_CONFIDENCE:
+        R0, R1 = r.T_cam_obj[:3, :3], fit.T_cam_obj[:3, :3]
+        moved = np.degrees(np.arccos(np.clip((np.trace(R0.T @ R1) - 1) / 2, -1, 1)))
+        extras = {
+            "hypothesis": fit.hypothesis,
+            "source": r.proposal.source,
+            "class_prob": r.class_prob,
+            "inliers": r.fit.inlier_ratio,
+            "rms_mm": 1e3 * r.fit.rms_m,
+            "score": fit.score,
+            "free_space": fit.free_space_violation,
+            "mask": r.mask_prob,
+            "moved_deg": float(moved),
+        }
+        if self.calibration is not None:
+            confidence = self.calibration.probability(extras)
+        else:  # uncalibrated: the same evidence, multiplied
+            fit_quality = float(np.clip((SCORE_ZERO_CONFIDENCE - fit.score) / 0.6, 0.0, 1.0))
+            confidence = r.class_prob * r.fit.inlier_ratio * (1.0 - fit.free_space_violation) * fit_quality
+        if confidence < MIN_CONFIDENCE_TWO_STAGE:
             return None
         return ObjectPose(
             r.class_name,
             fit.T_cam_obj[:3, 3].copy(),
             matrix_to_quat(fit.T_cam_obj[:3, :3]),
             float(np.clip(confidence, 0.0, 1.0)),
-            {
-                "hypothesis": fit.hypothesis,
-                "score": fit.score,
-                "source": r.proposal.source,
-                "inliers": r.fit.inlier_ratio,
-                "mask": r.mask_prob,
-            },
+            extras,
         )
 
     @staticmethod

@@ -30,8 +30,8 @@ from graspstack.scene_io import Scene, iter_scene_dirs
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
 
-def prediction_outcomes(gt: list[ObjectPose], pred: list[ObjectPose]) -> list[tuple[float, bool]]:
-    """(confidence, within spec) per prediction; predictions of uncounted objects are left out."""
+def prediction_outcomes(gt: list[ObjectPose], pred: list[ObjectPose]) -> list[tuple[ObjectPose, bool]]:
+    """(prediction, within spec) per prediction; predictions of uncounted objects are left out."""
     out = []
     for cls in {p.class_name for p in pred}:
         gts = [g for g in gt if g.class_name == cls]
@@ -47,14 +47,14 @@ def prediction_outcomes(gt: list[ObjectPose], pred: list[ObjectPose]) -> list[tu
             pairs = {int(c): int(r) for r, c in zip(rows, cols, strict=True)}
         for j, p in enumerate(preds):
             if j not in pairs:
-                out.append((p.confidence, False))
+                out.append((p, False))
                 continue
             g = gts[pairs[j]]
             if g.extras.get("visible_fraction", 1.0) < MIN_VISIBLE_FRACTION:
                 continue
             te = float(np.linalg.norm(np.asarray(p.position_m) - np.asarray(g.position_m)))
             re = angular_error_deg(cls, quat_to_matrix(g.quaternion_xyzw), quat_to_matrix(p.quaternion_xyzw))
-            out.append((p.confidence, within_spec(te, re)))
+            out.append((p, within_spec(te, re)))
     return out
 
 
@@ -109,7 +109,7 @@ def evaluate(predictor: ModelPredictor, dirs: list[str], limit: int | None = Non
             g["records"].extend(result.records)
             for cls, k in result.false_positives.items():
                 g["fp"][cls] += k
-            outcomes[scene.slice].extend(prediction_outcomes(gt, pred))
+            outcomes[scene.slice].extend((p.confidence, g) for p, g in prediction_outcomes(gt, pred))
     slices = {s: {"n_scenes": g["n"], **summarize(g["records"], dict(g["fp"]))} for s, g in by_slice.items()}
     latency = {
         k: {q: round(float(np.percentile(v, int(q[1:]))), 1) for q in ("p50", "p95", "p99")}
@@ -126,13 +126,40 @@ def evaluate(predictor: ModelPredictor, dirs: list[str], limit: int | None = Non
     }
 
 
+def fit_calibration(version: str, dirs: list[str], limit: int | None = None) -> dict:
+    """Fit the version's confidence calibration on held-out validation scenes and store it."""
+    from graspstack.pose_model.calibration import CALIBRATION_FILE, feature_vector, fit
+    from graspstack.pose_model.registry import _root
+
+    predictor = ModelPredictor(version)
+    predictor.calibration = None  # fit on the raw evidence, not on a previous calibration
+    X, y = [], []
+    for d in dirs:
+        for path in tqdm(list(iter_scene_dirs(d))[:limit], desc=f"calibrate {version} {d}", unit="scene"):
+            scene = Scene(path)
+            for p, good in prediction_outcomes(scene.ground_truth(), predictor.predict(scene.frame())):
+                X.append(feature_vector(p.extras))
+                y.append(float(good))
+    cal = fit(np.array(X), np.array(y))
+    (_root(None) / version / CALIBRATION_FILE).write_text(json.dumps(cal.to_json(), indent=1) + "\n")
+    return {"n": len(y), "within_spec_share": float(np.mean(y)), "data": dirs, **cal.to_json()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--version", default=None)
     parser.add_argument("--data", nargs="+", required=True)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--card-key", default="test", help="write the result under this key of the card")
+    parser.add_argument("--calibrate", action="store_true", help="fit the confidence calibration on --data")
     args = parser.parse_args()
+    if args.calibrate:
+        info = fit_calibration(args.version, args.data, args.limit)
+        card = load_card(args.version)
+        card["calibration"] = info
+        write_card(args.version, card)
+        print(json.dumps({k: info[k] for k in ("n", "within_spec_share", "weights")}))
+        return
     predictor = ModelPredictor(args.version)
     result = evaluate(predictor, args.data, args.limit)
     card = load_card(predictor.version)

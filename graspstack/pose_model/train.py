@@ -252,6 +252,11 @@ def run_training(
     card |= train_crop_stage(roots, crop_minutes, version)
     write_card(version, card)
     if val_dirs:
+        from graspstack.pose_model.report import fit_calibration
+
+        # Calibrate the confidence on the validation scenes, then validate with it (never on test).
+        card["calibration"] = fit_calibration(version, list(val_dirs), limit=val_limit)
+        write_card(version, card)
         card["validation"] = validate(version, [Path(d) for d in val_dirs], limit=val_limit)
     card["total_seconds"] = round(time.monotonic() - started, 1)
     write_card(version, card)

@@ -15,7 +15,13 @@ from graspstack.flywheel.cases import HardCase
 from graspstack.flywheel.labeling import Labeling
 from graspstack.flywheel.sim_labeler import SimLabeler
 from graspstack.flywheel.store import CaseStore
-from graspstack.flywheel.turn import labelled_frames, masks_from_labels, mixed_sampler, run_turn, training_sets
+from graspstack.flywheel.turn import (
+    labelled_frames,
+    masks_from_labels,
+    mixed_sampler,
+    run_turn,
+    training_sets,
+)
 from graspstack.frames import Frame
 from graspstack.ingest.validate import RawFrame, frame_id
 from graspstack.scene_io import encode_depth
@@ -85,10 +91,18 @@ def test_a_turn_makes_a_child_that_names_its_parent(tmp_path, monkeypatch, label
     monkeypatch.setenv("GRASPSTACK_MODELS", str(tmp_path / "models"))
     replay = tmp_path / "replay"
     render_dataset(replay, 3, 4343, "nominal", workers=1, progress=False)
-    card = {"width": 8, "crop_width": 8, "train_data": [{"path": str(replay), "slice": "nominal", "scenes": 3}]}
+    train_data = [{"path": str(replay), "slice": "nominal", "scenes": 3}]
+    card = {"width": 8, "crop_width": 8, "train_data": train_data}
     registry.save_version("parent", PoseNet(8), card)
     registry.save_crop_network("parent", CropNet(8))
-    child = run_turn(labelled_store.root, "parent", "parent-fw1", detector_minutes=0.02, crop_minutes=0.02)
+    child = run_turn(
+        labelled_store.root,
+        "parent",
+        "parent-fw1",
+        detector_minutes=0.02,
+        crop_minutes=0.02,
+        calibration_dirs=(),
+    )
     assert child["parent"] == "parent" and child["version"] == "parent-fw1"
     assert child["flywheel"]["labelled_frames"] == 3 and child["flywheel"]["cases"] == 4
     assert child["flywheel"]["triggers"] == {"gt_error": 3, "low_confidence": 1}

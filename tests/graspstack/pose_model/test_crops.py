@@ -43,7 +43,7 @@ def test_crop_points_match_the_frame_back_projection(nominal_scenes):
     _, depth = win.cut(r.rgb, r.depth_m)
     pts = back_project_crop(depth, win, np.array([intr.fx, intr.fy, intr.cx, intr.cy]))
     px, py = win.pixel_coords()
-    u, v = int(round(px[10])), int(round(py[20]))
+    u, v = int(np.rint(px[10])), int(np.rint(py[20]))
     z = r.depth_m[v, u]
     expected = [(u - intr.cx) / intr.fx * z, (v - intr.cy) / intr.fy * z, z]
     assert np.allclose(pts[20, 10], expected, atol=2e-3)
