@@ -36,6 +36,7 @@ MIN_CONFIDENCE = 0.1
 # Two-stage answers below this are dropped: CropNet already rejects what is not an object, so only
 # fits that explain nothing are cut (an out-of-spec answer still helps a robot more than none).
 MIN_CONFIDENCE_TWO_STAGE = 0.02
+ALWAYS_SEARCH = ("lego",)
 SCORE_ZERO_CONFIDENCE = 1.1
 # Refinement score (see scripted fit: surface + 2 x free-space) above which the network-seeded fits
 # are deemed lost and the baseline's full search is run for that object.
@@ -58,6 +59,8 @@ class ModelPredictor:
             self.version = version or "unregistered"
             crop_net = None
         self.calibration = Calibration.load(_root(root) / self.version) if crop_net is not None else None
+        # Only a calibrated probability is a fair reason to withhold an answer.
+        self.min_confidence = MIN_CONFIDENCE_TWO_STAGE if self.calibration is not None else 0.0
         self.crop_stage = (
             CropStage(fold_batchnorm(crop_net).to(memory_format=torch.channels_last), threads)
             if crop_net is not None
@@ -167,7 +170,11 @@ class ModelPredictor:
             self.resting[r.class_name],
             depth,
             intr,
-            fallback_score=None,
+            # A lego seen from above looks nearly the same upside down, and CropNet's correspondences
+            # flip it about one time in five; the baseline's resting-pose search scores both ways up
+            # on the depth (cheap on an object this small), so legos always get it as a hypothesis.
+            fallback_score=0.0 if r.class_name in ALWAYS_SEARCH else None,
+            table_hypothesis=False,
         )
         R0, R1 = r.T_cam_obj[:3, :3], fit.T_cam_obj[:3, :3]
         moved = np.degrees(np.arccos(np.clip((np.trace(R0.T @ R1) - 1) / 2, -1, 1)))
@@ -187,7 +194,7 @@ class ModelPredictor:
         else:  # uncalibrated: the same evidence, multiplied
             fit_quality = float(np.clip((SCORE_ZERO_CONFIDENCE - fit.score) / 0.6, 0.0, 1.0))
             confidence = r.class_prob * r.fit.inlier_ratio * (1.0 - fit.free_space_violation) * fit_quality
-        if confidence < MIN_CONFIDENCE_TWO_STAGE:
+        if confidence < self.min_confidence:
             return None
         return ObjectPose(
             r.class_name,

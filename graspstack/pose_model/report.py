@@ -132,7 +132,8 @@ def fit_calibration(version: str, dirs: list[str], limit: int | None = None) -> 
     from graspstack.pose_model.registry import _root
 
     predictor = ModelPredictor(version)
-    predictor.calibration = None  # fit on the raw evidence, not on a previous calibration
+    predictor.calibration = None  # fit on the raw evidence, not on a previous calibration,
+    predictor.min_confidence = 0.0  # and on every answer the pipeline can give
     X, y = [], []
     for d in dirs:
         for path in tqdm(list(iter_scene_dirs(d))[:limit], desc=f"calibrate {version} {d}", unit="scene"):

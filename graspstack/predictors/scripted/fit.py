@@ -21,6 +21,7 @@ from functools import cache
 import numpy as np
 from scipy.spatial import ConvexHull, cKDTree
 
+from graspstack.catalogue import CATALOGUE
 from graspstack.frames import Intrinsics
 from graspstack.object_models import object_model
 from graspstack.predictors.scripted.resting import RestingPose
@@ -203,6 +204,29 @@ def _score(
     return surface + 2.0 * violation, inliers, violation
 
 
+def yaw_period_deg(class_name: str, R0: np.ndarray) -> float:
+    """Smallest table yaw that maps a resting pose onto itself up to the class's symmetry.
+
+    Rz(a) @ R0 shows the same object as R0 when R0^T Rz(a) R0 is one of the class's symmetries: for
+    a lego standing upright that is every 90 deg, so a yaw search needs only a quarter of the circle.
+    """
+    syms = CATALOGUE[class_name].symmetries
+    for period in (90.0, 180.0):
+        M = R0.T @ _rz(np.radians(period)) @ R0
+        # Resting poses come from simulated drops, a fraction of a degree off the ideal faces.
+        if any(np.trace(S.T @ M) > 1.0 + 2.0 * np.cos(np.radians(3.0)) for S in syms):
+            return period
+    return 360.0
+
+
+def _same_as_earlier(class_name: str, resting: list[RestingPose], k: int) -> bool:
+    """Whether resting pose k is an earlier one turned by a symmetry of the class."""
+    syms = CATALOGUE[class_name].symmetries
+    up = resting[k].up_obj
+    cos_tol = np.cos(np.radians(3.0))
+    return any(float((S @ up) @ resting[j].up_obj) > cos_tol for j in range(k) for S in syms)
+
+
 def fit_segment(
     points_cam: np.ndarray,
     plane: Plane,
@@ -222,9 +246,12 @@ def fit_segment(
     z_med = float(np.median(points_cam[:, 2]))
     tol = max(0.004, 3.0 * float(plane.depth_sigma(z_med)))
 
-    yaws = np.radians(np.arange(0.0, 360.0, YAW_STEP_DEG))
-    R_list, t_list, k_list = [], [], []
+    R_list, t_list, k_list, yaw_list = [], [], [], []
     for k, pose in enumerate(resting):
+        if _same_as_earlier(class_name, resting, k):
+            continue  # a lego on any of its four sides is one pose up to its symmetry: search it once
+        yaws = np.radians(np.arange(0.0, yaw_period_deg(class_name, pose.rotation()), YAW_STEP_DEG))
+        yaw_list.append(yaws)
         R = _rz(yaws) @ pose.rotation()
         centre = np.einsum("hij,j->hi", R, cloud.dense.mean(axis=0))
         t = np.zeros((len(yaws), 3))
@@ -238,7 +265,7 @@ def fit_segment(
     # Coarse: position only, so every (resting pose, yaw) cell of the grid is scored on its own.
     R, t = _planar_icp(Q_coarse, R, t, cloud, COARSE_ITERS, (0.03, 0.015), rotate=False)
     score = _score(Q_coarse, R, t, cloud, T_ct, depth_m, intr, tol)[0]
-    keep = _distinct_best(score, ks, np.tile(yaws, len(resting)), TOP_K)
+    keep = _distinct_best(score, ks, np.concatenate(yaw_list), TOP_K)
     R, t, ks = R[keep], t[keep], ks[keep]
     R, t = _planar_icp(Q_fine, R, t, cloud, FINE_ITERS, (0.015, 2.0 * tol))
     score = _score(Q_fine, R, t, cloud, T_ct, depth_m, intr, tol)[0]
