@@ -20,13 +20,23 @@ from pathlib import Path
 ROBOT_SEED_BASE = 7000  # collection seeds: apart from training (0), validation (9100) and test (9001)
 
 
-def _wait_drained(target: str, timeout_s: float = 120.0) -> dict:
+def _wait_drained(target: str, timeout_s: float = 120.0, settle_s: float = 5.0) -> dict:
+    """Until the consumer holds nothing pending and the store has stopped growing.
+
+    The stream's lag is only an upper bound after Redis reloads its log (docs/flywheel.md), and the
+    pose service's own triggers (the shadow's answers) trickle in after the robot stops, so "done" is
+    nothing pending and no new stored case for `settle_s`.
+    """
     from graspstack.flywheel.cli import _stats_from_service
 
     deadline = time.monotonic() + timeout_s
+    last, since = None, time.monotonic()
     while True:
         stats = _stats_from_service(target)
-        if (stats["pending"] == 0 and stats["lag"] == 0) or time.monotonic() > deadline:
+        if stats["stored"] != last:
+            last, since = stats["stored"], time.monotonic()
+        settled = time.monotonic() - since >= settle_s
+        if (stats["pending"] == 0 and (stats["lag"] == 0 or settled)) or time.monotonic() > deadline:
             return stats
         time.sleep(1.0)
 

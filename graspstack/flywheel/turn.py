@@ -51,6 +51,9 @@ MASK_DEPTH_TOLERANCE_M = 0.01
 DEPTH_NOISE_M = 0.003  # sensor noise at 0.5 m after median filtering, worst slice (CONTRACTS 3), generous
 
 
+_EVAL_CACHE: dict[tuple, dict] = {}  # versions are immutable once written: their scores are too
+
+
 @dataclass
 class LabelledFrame:
     frame_id: str
@@ -181,7 +184,10 @@ def evaluate_pair(parent: str, child: str, eval_dirs: list[Path], limit: int | N
     for version in (parent, child):
         predictor = ModelPredictor(version)
         for d in eval_dirs:
-            rep = run_evaluation(d, predictor, limit=limit).report
+            key = (version, str(d), limit)
+            if key not in _EVAL_CACHE:  # in an experiment, this turn's parent was the last turn's child
+                _EVAL_CACHE[key] = run_evaluation(d, predictor, limit=limit).report
+            rep = _EVAL_CACHE[key]
             for slice_name, s in rep["slices"].items():
                 out.setdefault(slice_name, {})[version] = {
                     "within_spec_rate": s["within_spec_rate"],

@@ -37,6 +37,7 @@ MIN_CONFIDENCE = 0.1
 # fits that explain nothing are cut (an out-of-spec answer still helps a robot more than none).
 MIN_CONFIDENCE_TWO_STAGE = 0.02
 ALWAYS_SEARCH = ("lego",)
+POLISH_LEVELS_FROM_FIT = ((0.003, 1.5), (0.0015, 0.75))
 SCORE_ZERO_CONFIDENCE = 1.1
 # Refinement score (see scripted fit: surface + 2 x free-space) above which the network-seeded fits
 # are deemed lost and the baseline's full search is run for that object.
@@ -175,6 +176,11 @@ class ModelPredictor:
             # on the depth (cheap on an object this small), so legos always get it as a hypothesis.
             fallback_score=0.0 if r.class_name in ALWAYS_SEARCH else None,
             table_hypothesis=False,
+            # From a RANSAC fit the pose is millimetres and a degree or two off: the pattern search
+            # starts at 3 mm / 1.5 deg (not 8 mm / 4 deg) and takes 2 rounds per step. On 80
+            # validation scenes that halved the refinement's time at the same accuracy.
+            polish_levels=POLISH_LEVELS_FROM_FIT,
+            polish_rounds=2,
         )
         R0, R1 = r.T_cam_obj[:3, :3], fit.T_cam_obj[:3, :3]
         moved = np.degrees(np.arccos(np.clip((np.trace(R0.T @ R1) - 1) / 2, -1, 1)))

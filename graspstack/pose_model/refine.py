@@ -23,6 +23,7 @@ import numpy as np
 
 from graspstack.frames import Intrinsics
 from graspstack.predictors.scripted.fit import (
+    POLISH_LEVELS,
     _free_icp,
     _planar_icp,
     _polish,
@@ -69,6 +70,8 @@ def refine_pose(
     seed: int = 0,
     fallback_score: float | None = None,
     table_hypothesis: bool = True,
+    polish_levels: tuple[tuple[float, float], ...] = POLISH_LEVELS,
+    polish_rounds: int = 3,
 ) -> Refined:
     rng = np.random.default_rng(seed)
     cloud = model_cloud(class_name)
@@ -98,7 +101,7 @@ def refine_pose(
         Rr = _rz(_yaw_of(R0, Rr0)) @ Rr0
         tr = np.array([t0[0], t0[1], best.height_m])
         R, t = _planar_icp(Q, Rr[None], tr[None], cloud, 10, (0.02, 2.0 * tol))
-        R, t = _polish(Q[:POLISH_POINTS], R, t, cloud, T_ct, depth_m, intr, tol)
+        R, t = _polish(Q[:POLISH_POINTS], R, t, cloud, T_ct, depth_m, intr, tol, polish_levels, polish_rounds)
         hyps_R.append(R[0]), hyps_t.append(t[0]), names.append("resting")
 
     R_all, t_all = np.stack(hyps_R), np.stack(hyps_t)

@@ -37,6 +37,7 @@ TOP_K = 6
 FREE_STARTS = 2
 FREE_ITERS = 10
 POLISH_STARTS = 3
+POLISH_LEVELS = ((0.008, 4.0), (0.004, 2.0), (0.002, 1.0), (0.001, 0.5))  # (position m, yaw deg) steps
 
 
 VOXEL_M = 0.002
@@ -293,6 +294,8 @@ def _polish(
     depth_m: np.ndarray,
     intr: Intrinsics,
     tol: float,
+    levels: tuple[tuple[float, float], ...] = POLISH_LEVELS,
+    rounds: int = 3,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pattern search on the score itself over position along the table and yaw.
 
@@ -301,8 +304,8 @@ def _polish(
     the free-space term settles both. Steps halve from 8 mm / 4 deg down to 1 mm / 0.5 deg.
     """
     moves = [(dx, dy, 0.0) for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))] + [(0, 0, 1.0), (0, 0, -1.0)]
-    for step_m, step_deg in ((0.008, 4.0), (0.004, 2.0), (0.002, 1.0), (0.001, 0.5)):
-        for _ in range(3):
+    for step_m, step_deg in levels:
+        for _ in range(rounds):
             cand_R, cand_t = [R], [t]
             for dx, dy, dyaw in moves:
                 Rd = _rz(np.full(len(R), np.radians(dyaw * step_deg)))
