@@ -161,6 +161,7 @@ def _cmd_turn(args: argparse.Namespace) -> int:
         detector_minutes=args.detector_minutes,
         crop_minutes=args.crop_minutes,
         eval_dirs=args.eval,
+        replay_share=args.replay_share,
     )
     fw = card["flywheel"]
     print(json.dumps({"version": card["version"], "parent": card["parent"], "gain_pts": fw.get("gain_pts")}))
@@ -232,6 +233,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     turn.add_argument("--eval", nargs="*", default=["data/test/hard", "data/test/nominal"], help="held-out")
     turn.add_argument("--detector-minutes", type=float, default=6.0)
     turn.add_argument("--crop-minutes", type=float, default=6.0)
+    turn.add_argument(
+        "--replay-share",
+        type=float,
+        default=0.5,
+        help="batch share from the parent's data (1 = control)",
+    )
     turn.set_defaults(func=_cmd_turn)
 
     exp = fw.add_parser("experiment", help="several unattended turns in the lab: robot, labels, fine-tune")

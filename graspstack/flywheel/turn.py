@@ -207,7 +207,10 @@ def run_turn(
     eval_limit: int | None = None,
     lr: float = 5e-4,
     calibration_dirs: tuple[str, ...] = ("data/val/nominal", "data/val/hard"),
+    replay_share: float = REPLAY_SHARE,
 ) -> dict:
+    """replay_share=1.0 is the control: the same fine-tuning with no case in any batch, which says
+    how much of a turn's gain is the cases and how much is only more training."""
     torch.set_num_threads(2)
     started = time.monotonic()
     store = CaseStore(store_root)
@@ -227,7 +230,7 @@ def run_turn(
         detector_minutes,
         lr=lr,
         net=net.train(),
-        sampler=mixed_sampler(len(new_scenes), len(scene_data), 1.0 - REPLAY_SHARE),
+        sampler=mixed_sampler(len(new_scenes), len(scene_data), 1.0 - replay_share),
         width=int(parent_card.get("width", 24)),
     )
     crop_net = load_crop_network(parent)
@@ -239,7 +242,7 @@ def run_turn(
         crop_minutes,
         lr=lr,
         net=crop_net.train(),
-        sampler=mixed_sampler(len(new_crops), len(crop_data), 1.0 - REPLAY_SHARE),
+        sampler=mixed_sampler(len(new_crops), len(crop_data), 1.0 - replay_share),
     )
     card = {k: v for k, v in parent_card.items() if k not in ("validation", "flywheel", "total_seconds")}
     card |= {
@@ -254,7 +257,7 @@ def run_turn(
             "objects_labelled": int(sum(len(f.labels) for f in frames)),
             "crops_new": len(new_crops),
             "replay": [str(d) for d in replay],
-            "replay_share": REPLAY_SHARE,
+            "replay_share": replay_share,
             "lr": lr,
             "detector_training": {k: v for k, v in det_info.items() if k != "loss_history"},
             "crop_training": {k: v for k, v in crop_info.items() if k != "loss_history"},
