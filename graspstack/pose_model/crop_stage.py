@@ -26,6 +26,7 @@ MIN_MASK_CELLS = 6
 # Correspondences are a network guess (a few mm off on a good crop) on noisy depth: 1 cm keeps the good
 # ones and still rejects pixels that belong to a neighbour.
 RANSAC_THRESHOLD_M = 0.01
+RANSAC_HYPOTHESES = 64  # most crops are >50% inliers: 64 draws miss a clean triple with p < 1e-9
 UNCOVERED_MIN_PIXELS = 60  # an above-table blob this large that no instance covers gets a crop
 GENERIC_CLASS = "teddy"  # crop size for blobs of unknown class: mid-sized among the catalogue
 
@@ -115,7 +116,7 @@ class CropStage:
             Pm = P[m].astype(np.float64)
             z = float(np.median(Pm[:, 2]))
             thr = max(RANSAC_THRESHOLD_M, 3.0 * float(sigma_at(z)))
-            fit = ransac_rigid(X.astype(np.float64), Pm, thr, seed=i)
+            fit = ransac_rigid(X.astype(np.float64), Pm, thr, hypotheses=RANSAC_HYPOTHESES, seed=i)
             if fit is None:
                 continue
             T = np.eye(4)

@@ -30,8 +30,9 @@ from graspstack.predictors.scripted.priors import load_priors
 from graspstack.predictors.scripted.segment import object_mask
 from graspstack.predictors.scripted.table import back_project, fit_plane
 
-PLANE_SAMPLES = 4000
+PLANE_SAMPLES = 2000  # the table fills most of the frame: 2000 points pin it as well as 4000
 MIN_POINTS = 20
+PLANE_ITERATIONS = 60
 MIN_CONFIDENCE = 0.1
 # Two-stage answers below this are dropped: CropNet already rejects what is not an object, so only
 # fits that explain nothing are cut (an out-of-spec answer still helps a robot more than none).
@@ -114,7 +115,7 @@ class ModelPredictor:
         plane = None
         if len(flat) >= 100:
             sample = flat[np.random.default_rng(0).integers(0, len(flat), size=min(PLANE_SAMPLES, len(flat)))]
-            plane, _ = fit_plane(sample, iterations=100, threshold_m=0.008)
+            plane, _ = fit_plane(sample, iterations=PLANE_ITERATIONS, threshold_m=0.008)
         t3 = time.perf_counter()
         timings["table"] = (t3 - t2) * 1e3
 
@@ -175,6 +176,7 @@ class ModelPredictor:
             # flip it about one time in five; the baseline's resting-pose search scores both ways up
             # on the depth (cheap on an object this small), so legos always get it as a hypothesis.
             fallback_score=0.0 if r.class_name in ALWAYS_SEARCH else None,
+            light_search=True,  # one polished start: same lego accuracy on validation, p95 -20 ms
             table_hypothesis=False,
             # From a RANSAC fit the pose is millimetres and a degree or two off: the pattern search
             # starts at 3 mm / 1.5 deg (not 8 mm / 4 deg) and takes 2 rounds per step. On 80

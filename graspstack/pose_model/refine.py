@@ -72,6 +72,7 @@ def refine_pose(
     table_hypothesis: bool = True,
     polish_levels: tuple[tuple[float, float], ...] = POLISH_LEVELS,
     polish_rounds: int = 3,
+    light_search: bool = False,
 ) -> Refined:
     rng = np.random.default_rng(seed)
     cloud = model_cloud(class_name)
@@ -110,7 +111,7 @@ def refine_pose(
         # None of the network-seeded fits explains the depth: the network's rotation was probably
         # outside ICP's reach. The baseline's full resting-pose and yaw search is slow but does not
         # need a starting point, so it is worth its cost on these few objects.
-        fit = fit_segment(points_cam, plane, class_name, resting, depth_m, intr, seed)
+        fit = fit_segment(points_cam, plane, class_name, resting, depth_m, intr, seed, light=light_search)
         T_to = np.linalg.inv(T_ct) @ fit.T_cam_obj
         R_all = np.concatenate([R_all, T_to[None, :3, :3]])
         t_all = np.concatenate([t_all, T_to[None, :3, 3]])

@@ -37,6 +37,7 @@ TOP_K = 6
 FREE_STARTS = 2
 FREE_ITERS = 10
 POLISH_STARTS = 3
+POLISH_LIGHT_POINTS = 300
 POLISH_LEVELS = ((0.008, 4.0), (0.004, 2.0), (0.002, 1.0), (0.001, 0.5))  # (position m, yaw deg) steps
 
 
@@ -236,8 +237,13 @@ def fit_segment(
     depth_m: np.ndarray,
     intr: Intrinsics,
     seed: int = 0,
+    light: bool = False,
 ) -> Fit:
-    """Best resting pose, yaw and position on the table for one segment's camera-frame points."""
+    """Best resting pose, yaw and position on the table for one segment's camera-frame points.
+
+    light=True (the pose model's second opinion on small objects) polishes one start with a shorter
+    pattern search: about a third of the time.
+    """
     rng = np.random.default_rng(seed)
     cloud = model_cloud(class_name)
     T_ct = plane.frame(points_cam.mean(axis=0))
@@ -275,9 +281,13 @@ def fit_segment(
     R2, t2 = _free_icp(Q_fine, R[top], t[top], cloud, FREE_ITERS, 2.0 * tol, touch_table=True)
     R, t, ks = np.concatenate([R, R2]), np.concatenate([t, t2]), np.concatenate([ks, ks[top]])
     score = _score(Q_fine, R, t, cloud, T_ct, depth_m, intr, tol)[0]
-    top = np.argsort(score)[:POLISH_STARTS]
+    top = np.argsort(score)[: 1 if light else POLISH_STARTS]
     R, t, ks = R[top], t[top], ks[top]
-    R, t = _polish(Q_fine, R, t, cloud, T_ct, depth_m, intr, tol)
+    if light:
+        Q_light = Q_fine[:POLISH_LIGHT_POINTS]
+        R, t = _polish(Q_light, R, t, cloud, T_ct, depth_m, intr, tol, POLISH_LEVELS[1:], 2)
+    else:
+        R, t = _polish(Q_fine, R, t, cloud, T_ct, depth_m, intr, tol)
     score, inliers, violation = _score(Q_fine, R, t, cloud, T_ct, depth_m, intr, tol)
     i = int(np.argmin(score))
     T_table_obj = np.eye(4)
