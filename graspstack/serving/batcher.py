@@ -67,10 +67,9 @@ class Batcher:
         deadline = time.perf_counter() + self.max_wait_s
         while len(batch) < self.max_batch_size:
             remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                break
             try:
-                item = self._queue.get(timeout=remaining)
+                # Past the deadline (or with no wait at all), requests already queued still join.
+                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
             if item is None:

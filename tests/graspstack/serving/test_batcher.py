@@ -61,3 +61,25 @@ def test_full_queue_sheds_load():
         b.submit(4)
     gate.set()
     b.close()
+
+
+def test_without_a_wait_requests_queued_during_a_call_share_the_next_batch():
+    import time
+
+    calls = []
+    gate = threading.Event()
+
+    def fn(xs):
+        calls.append(list(xs))
+        gate.wait(5)
+        return xs
+
+    b = Batcher(fn, max_batch_size=4, max_wait_s=0)
+    first = b.submit(0)
+    time.sleep(0.05)  # the worker is inside the first call now
+    rest = [b.submit(i) for i in (1, 2, 3)]
+    gate.set()
+    for f in [first, *rest]:
+        f.result(timeout=5)
+    assert calls == [[0], [1, 2, 3]]  # no waiting for company, yet no request runs alone needlessly
+    b.close()
