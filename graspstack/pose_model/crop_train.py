@@ -9,18 +9,14 @@ up to the symmetry group, so the loss takes the best of the group's equivalent t
 
 from __future__ import annotations
 
-import math
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
-from tqdm import tqdm
 
+from graspstack.pose_model.budget import train_for
 from graspstack.pose_model.crop_net import COORD_SCALE_M, CROP_STRIDE, CropNet, crop_input
 from graspstack.pose_model.crops import (
     CACHE_MARGIN,
@@ -122,12 +118,6 @@ def total_crop_loss(losses: dict[str, torch.Tensor]) -> torch.Tensor:
     return losses["cls"] + losses["mask"] + 5.0 * losses["coord"]
 
 
-def _lr(frac: float, base: float, warmup: float = 0.03) -> float:
-    if frac < warmup:
-        return base * frac / warmup
-    return base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (frac - warmup) / (1.0 - warmup))))
-
-
 def train_crop_net(
     data: CropArrays,
     minutes: float,
@@ -145,46 +135,21 @@ def train_crop_net(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = net or CropNet(width)
-    net.train()
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    budget = minutes * 60.0
-    t0 = time.monotonic()
-    step, history, running = 0, [], {}
-    last_ckpt = t0
     sampler = sampler or (lambda r, n: r.integers(0, len(data), n))
-    bar = tqdm(total=int(budget), desc="train crops", unit="s", file=sys.stderr)
-    while (elapsed := time.monotonic() - t0) < budget:
-        for g in opt.param_groups:
-            g["lr"] = _lr(elapsed / budget, lr)
+
+    def step(elapsed: float):
         batch = make_crop_batch(data, sampler(rng, batch_size), rng)
-        logits, dense = net(batch.x)
-        losses = crop_losses(logits, dense, batch)
-        loss = total_crop_loss(losses)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        opt.step()
-        step += 1
-        for k, v in losses.items():
-            running[k] = running.get(k, 0.0) + float(v.detach())
-        if step % log_every == 0:
-            avg = {k: round(v / log_every, 4) for k, v in running.items()}
-            history.append({"step": step, "seconds": round(time.monotonic() - t0), **avg})
-            bar.set_postfix(avg)
-            running = {}
-        bar.update(int(time.monotonic() - t0) - bar.n)
-        if checkpoint is not None and time.monotonic() - last_ckpt > 300:
-            last_ckpt = time.monotonic()
-            save_file({k: v.detach().clone() for k, v in net.state_dict().items()}, str(checkpoint))
-    bar.close()
-    net.eval()
+        losses = crop_losses(*net(batch.x), batch)
+        return total_crop_loss(losses), losses
+
+    run = train_for(net, step, minutes, lr, "train crops", checkpoint, log_every=log_every)
     info = {
-        "steps": step,
+        "steps": run["steps"],
         "batch_size": batch_size,
-        "samples_seen": step * batch_size,
-        "epochs": round(step * batch_size / len(data), 2),
+        "samples_seen": run["steps"] * batch_size,
+        "epochs": round(run["steps"] * batch_size / len(data), 2),
         "lr": lr,
-        "seconds": round(time.monotonic() - t0, 1),
-        "loss_history": history,
+        "seconds": run["seconds"],
+        "loss_history": run["loss_history"],
     }
     return net, info

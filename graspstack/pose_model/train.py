@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -22,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
-from tqdm import tqdm
 
+from graspstack.pose_model.budget import train_for
 from graspstack.pose_model.crop_train import train_crop_net
 from graspstack.pose_model.crops import concat_crops, load_crops
 from graspstack.pose_model.data import SceneArrays, build_cache, concat, load_cache
@@ -51,12 +49,6 @@ def cached(root: Path, workers: int = 2) -> SceneArrays:
     if not path.exists() or json.loads(meta.read_text()).get("scenes") != n_scenes:
         build_cache(root, path, workers=workers)
     return load_cache(path)
-
-
-def _lr(frac: float, base: float, warmup: float = 0.03) -> float:
-    if frac < warmup:
-        return base * frac / warmup
-    return base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (frac - warmup) / (1.0 - warmup))))
 
 
 class GrowingData:
@@ -111,47 +103,23 @@ def train_network(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = net or PoseNet(width)
-    net.train()
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    budget = minutes * 60.0
-    t0 = time.monotonic()
-    step, history, running = 0, [], {}
-    last_checkpoint = t0
-    bar = tqdm(total=int(budget), desc="train", unit="s", file=sys.stderr)
-    while (elapsed := time.monotonic() - t0) < budget:
-        for g in opt.param_groups:
-            g["lr"] = _lr(elapsed / budget, lr)
+
+    def step(elapsed: float):
         data = source.get(elapsed)
         idx = sampler(rng, batch_size) if sampler else rng.integers(0, len(data), size=batch_size)
         batch = make_batch(data, idx, rng)
         losses = pose_losses(net(batch.x), batch)
-        loss = total_loss(losses)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        opt.step()
-        step += 1
-        for k, v in losses.items():
-            running[k] = running.get(k, 0.0) + float(v.detach())
-        if step % log_every == 0:
-            avg = {k: round(v / log_every, 4) for k, v in running.items()}
-            history.append({"step": step, "seconds": round(time.monotonic() - t0), **avg})
-            bar.set_postfix(avg)
-            running = {}
-        bar.update(int(time.monotonic() - t0) - bar.n)
-        if checkpoint is not None and time.monotonic() - last_checkpoint > checkpoint_every_s:
-            last_checkpoint = time.monotonic()
-            save_file({k: v.detach().clone() for k, v in net.state_dict().items()}, str(checkpoint))
-    bar.close()
-    net.eval()
+        return total_loss(losses), losses
+
+    run = train_for(net, step, minutes, lr, "train", checkpoint, checkpoint_every_s, log_every)
     info = {
-        "steps": step,
+        "steps": run["steps"],
         "batch_size": batch_size,
-        "samples_seen": step * batch_size,
-        "epochs": round(step * batch_size / len(data), 2),
+        "samples_seen": run["steps"] * batch_size,
+        "epochs": round(run["steps"] * batch_size / len(source.data), 2) if source.data else 0.0,
         "lr": lr,
-        "seconds": round(time.monotonic() - t0, 1),
-        "loss_history": history,
+        "seconds": run["seconds"],
+        "loss_history": run["loss_history"],
     }
     return net, info
 
