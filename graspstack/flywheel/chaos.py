@@ -183,6 +183,16 @@ def _consumer_process(url: str, store_dir: str, name: str, ack_delay_s: float) -
     consumer.run(threading.Event())
 
 
+def _queue_all(client, n_cases: int) -> list[HardCase]:
+    """Queue n cases from one robot at once (the buffer has room for all) and wait until sent."""
+    producer = CaseProducer(client, max_buffered=n_cases)
+    cases = [make_case("robot-0", n) for n in range(n_cases)]
+    for c in cases:
+        producer.submit(c)
+    producer.close(timeout_s=20)
+    return cases
+
+
 def _spawn_consumer(url: str, store_dir: Path, name: str, ack_delay_s: float) -> subprocess.Popen:
     args = [
         sys.executable,
@@ -205,11 +215,7 @@ def consumer_sigkill(workdir: Path, n_cases: int = 300, kill_after: int = 100) -
     client = redis_client(server.url)
     proc = None
     try:
-        producer = CaseProducer(client, max_buffered=n_cases)  # all at once: room for all
-        cases = [make_case("robot-0", n) for n in range(n_cases)]
-        for c in cases:
-            producer.submit(c)
-        producer.close(timeout_s=20)
+        cases = _queue_all(client, n_cases)
         proc = _spawn_consumer(server.url, store_dir, "consumer-a", ack_delay_s=0.02)
         deadline = time.monotonic() + 30
         while store.count() < kill_after and time.monotonic() < deadline:
@@ -266,11 +272,7 @@ def disk_write_fails_once(workdir: Path, n_cases: int = 100) -> Row:
     store = FailOnceStore(workdir / "store")
     client = redis_client(server.url)
     try:
-        producer = CaseProducer(client, max_buffered=n_cases)  # all at once: room for all
-        cases = [make_case("robot-0", n) for n in range(n_cases)]
-        for c in cases:
-            producer.submit(c)
-        producer.close(timeout_s=20)
+        cases = _queue_all(client, n_cases)
         consumer = _consumer(server.url, store)
         consumer.ensure_group()
         if not consumer.drain(timeout_s=20):

@@ -31,6 +31,7 @@ from graspstack.flywheel.labeling import LABELLED
 from graspstack.flywheel.store import CaseStore
 from graspstack.frames import Frame, ObjectPose
 from graspstack.geometry import quat_to_matrix
+from graspstack.ingest.validate import FrameError, RawFrame, decode_frame
 from graspstack.pose_model.crop_train import train_crop_net
 from graspstack.pose_model.crops import CropArrays, concat_crops, load_crops, scene_crops, stack_crops
 from graspstack.pose_model.data import SceneArrays, concat, scene_arrays
@@ -75,15 +76,10 @@ def labelled_frames(store: CaseStore) -> list[LabelledFrame]:
             by_frame[r["frame_id"]].triggers.append(r["trigger"])
             continue
         case = store.get(r["case_id"])
-        rgb = cv2.imdecode(np.frombuffer(case.rgb, np.uint8), cv2.IMREAD_COLOR)
-        depth = cv2.imdecode(np.frombuffer(case.depth, np.uint8), cv2.IMREAD_UNCHANGED)
-        if rgb is None or depth is None:
-            continue  # the store validated frames on the way in; a blob unreadable now is skipped, not fatal
-        frame = Frame(
-            rgb=cv2.cvtColor(rgb, cv2.COLOR_BGR2RGB),
-            depth_m=depth.astype(np.float32) * np.float32(case.depth_scale),
-            intrinsics=case.intrinsics,
-        )
+        try:
+            frame = decode_frame(RawFrame(case.rgb, case.depth, case.depth_scale, case.intrinsics))
+        except FrameError:
+            continue  # the store validated frames on the way in; one unreadable now is skipped, not fatal
         labels = [pose_from_dict(d) for d in json.loads(r["labels"] or "[]")]
         by_frame[r["frame_id"]] = LabelledFrame(r["frame_id"], [r["case_id"]], [r["trigger"]], frame, labels)
     return list(by_frame.values())

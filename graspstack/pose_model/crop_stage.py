@@ -36,7 +36,6 @@ class Proposal:
     centre_px: np.ndarray  # (2,) full-resolution pixel
     z_m: float  # camera depth of the object centre
     class_name: str  # stage 1's class (sets the crop size)
-    score: float  # stage 1's confidence (1.0 for uncovered blobs: CropNet decides)
     source: str  # "detector" or "uncovered"
 
 
@@ -61,7 +60,7 @@ def uncovered_proposals(above: np.ndarray, covered: np.ndarray, points: np.ndarr
         if stats[k, cv2.CC_STAT_AREA] < UNCOVERED_MIN_PIXELS:
             continue
         z = float(np.median(points[comp == k][:, 2]))
-        out.append(Proposal(centroids[k].astype(float), z + 0.01, GENERIC_CLASS, 1.0, "uncovered"))
+        out.append(Proposal(centroids[k].astype(float), z + 0.01, GENERIC_CLASS, "uncovered"))
     return out
 
 

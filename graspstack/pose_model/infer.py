@@ -16,7 +16,7 @@ import torch
 
 from graspstack.catalogue import CATALOGUE
 from graspstack.frames import Frame, Intrinsics, ObjectPose
-from graspstack.geometry import matrix_to_quat
+from graspstack.geometry import matrix_to_quat, rotation_angle_deg
 from graspstack.pose_model.calibration import Calibration
 from graspstack.pose_model.crop_stage import CropResult, CropStage, Proposal, uncovered_proposals
 from graspstack.pose_model.decode import Instance, decode
@@ -147,7 +147,7 @@ class ModelPredictor:
             z = inst.centre_z
             if not np.isfinite(z):
                 continue
-            proposals.append(Proposal(np.array([u, v]), float(z), inst.class_name, inst.score, "detector"))
+            proposals.append(Proposal(np.array([u, v]), float(z), inst.class_name, "detector"))
         above = object_mask(points, valid, plane)
         covered = (
             self._label_image(instances, out["logits"].shape[1:], intr) > 0
@@ -185,7 +185,7 @@ class ModelPredictor:
             polish_rounds=2,
         )
         R0, R1 = r.T_cam_obj[:3, :3], fit.T_cam_obj[:3, :3]
-        moved = np.degrees(np.arccos(np.clip((np.trace(R0.T @ R1) - 1) / 2, -1, 1)))
+        moved = rotation_angle_deg(R0, R1)
         extras = {
             "hypothesis": fit.hypothesis,
             "source": r.proposal.source,
@@ -200,7 +200,7 @@ class ModelPredictor:
         if self.calibration is not None:
             confidence = self.calibration.probability(extras)
         else:  # uncalibrated: the same evidence, multiplied
-            fit_quality = float(np.clip((SCORE_ZERO_CONFIDENCE - fit.score) / 0.6, 0.0, 1.0))
+            fit_quality = _fit_quality(fit.score)
             confidence = r.class_prob * r.fit.inlier_ratio * (1.0 - fit.free_space_violation) * fit_quality
         if confidence < self.min_confidence:
             return None
@@ -268,15 +268,13 @@ class ModelPredictor:
             intr,
             fallback_score=self.fallback_score,
         )
-        moved = np.degrees(
-            np.arccos(np.clip((np.trace(T0[:3, :3].T @ fit.T_cam_obj[:3, :3]) - 1) / 2, -1, 1))
-        )
+        moved = rotation_angle_deg(T0[:3, :3], fit.T_cam_obj[:3, :3])
         # Confidence: the depth explains the fit (inliers, no model in seen free space) and the
         # segmentation is sure. How far refinement moved from the network's rotation is kept as an
         # extra only: while the network is coarse, good fits often come from the search fallback.
         # The fit score (surface + free space, ~0.4 for a right pose, > 1 for a wrong one or a
         # distractor taken for an object) scales it down to zero.
-        fit_quality = float(np.clip((SCORE_ZERO_CONFIDENCE - fit.score) / 0.6, 0.0, 1.0))
+        fit_quality = _fit_quality(fit.score)
         confidence = fit.inlier_ratio * (1.0 - fit.free_space_violation) * inst.score * fit_quality
         if confidence < MIN_CONFIDENCE:
             return None
@@ -287,3 +285,8 @@ class ModelPredictor:
             float(np.clip(confidence, 0.0, 1.0)),
             {"hypothesis": fit.hypothesis, "score": fit.score, "moved_deg": float(moved)},
         )
+
+
+def _fit_quality(score: float) -> float:
+    """1 for a fit that explains the depth (score ~0.4), falling to 0 at SCORE_ZERO_CONFIDENCE."""
+    return float(np.clip((SCORE_ZERO_CONFIDENCE - score) / 0.6, 0.0, 1.0))

@@ -7,7 +7,6 @@ checks the plumbing and the card, not the gain (that is `graspstack flywheel exp
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
@@ -23,22 +22,20 @@ from graspstack.flywheel.turn import (
     training_sets,
 )
 from graspstack.frames import Frame
-from graspstack.ingest.validate import RawFrame, frame_id
-from graspstack.scene_io import encode_depth
+from graspstack.ingest.validate import encode_frame, frame_id
 
 
 def _case(rendered, trigger: str = "gt_error") -> HardCase:
-    intr = rendered.scene.intrinsics_obj()
-    rgb = cv2.imencode(".png", cv2.cvtColor(rendered.rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
-    depth = cv2.imencode(".png", encode_depth(rendered.depth_m))[1].tobytes()
+    raw = encode_frame(Frame(rendered.rgb, rendered.depth_m, rendered.scene.intrinsics_obj()))
     return HardCase(
-        frame_id=frame_id(RawFrame(rgb, depth, 0.001, intr)),
+        frame_id=frame_id(raw),
         trigger=trigger,
         model_version="parent",
-        intrinsics=intr,
+        intrinsics=raw.intrinsics,
         poses=[],
-        rgb=rgb,
-        depth=depth,
+        rgb=raw.rgb,
+        depth=raw.depth,
+        depth_scale=raw.depth_scale,
         ground_truth=rendered.scene.ground_truth(),
     )
 
