@@ -28,13 +28,13 @@ def kabsch(X: np.ndarray, P: np.ndarray, w: np.ndarray | None = None) -> tuple[n
     w = w / np.maximum(w.sum(-1, keepdims=True), 1e-12)
     mx = (w[..., None] * X).sum(-2)
     mp = (w[..., None] * P).sum(-2)
-    H = np.einsum("...n,...ni,...nj->...ij", w, X - mx[..., None, :], P - mp[..., None, :])
+    H = (w[..., None] * (X - mx[..., None, :])).swapaxes(-1, -2) @ (P - mp[..., None, :])
     U, _, Vt = np.linalg.svd(H)
     d = np.sign(np.linalg.det(np.swapaxes(Vt, -1, -2) @ np.swapaxes(U, -1, -2)))
     D = np.zeros(H.shape)
     D[..., 0, 0], D[..., 1, 1], D[..., 2, 2] = 1.0, 1.0, d
     R = np.swapaxes(Vt, -1, -2) @ D @ np.swapaxes(U, -1, -2)
-    t = mp - np.einsum("...ij,...j->...i", R, mx)
+    t = mp - (R @ mx[..., None])[..., 0]
     return R, t
 
 
@@ -61,7 +61,7 @@ def ransac_rigid(
     if not good.any():
         return None
     R, t = kabsch(Xs[good], P[idx[good]])
-    resid = np.linalg.norm(np.einsum("hij,nj->hni", R, X) + t[:, None, :] - P[None], axis=-1)
+    resid = np.linalg.norm((X @ R.transpose(0, 2, 1)) + t[:, None, :] - P[None], axis=-1)
     inliers = resid < threshold_m
     best = int(np.argmax(inliers.sum(1)))
     m = inliers[best]

@@ -83,11 +83,14 @@ def _lookup(cloud: ModelCloud, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     The distance is exact from the nearest sample to the query point (only the choice of sample is
     quantised); points outside the grid get FAR_M and index 0.
     """
-    ijk = np.rint((P - cloud.origin) / VOXEL_M).astype(np.int64)
-    inside = np.all((ijk >= 0) & (ijk < np.array(cloud.nearest.shape)), axis=-1)
-    ijk[~inside] = 0
-    idx = cloud.nearest[ijk[..., 0], ijk[..., 1], ijk[..., 2]]
-    d = np.linalg.norm(cloud.dense[idx] - P, axis=-1)
+    ijk = np.rint((P - cloud.origin) * (1.0 / VOXEL_M)).astype(np.int64)
+    shape = cloud.nearest.shape
+    inside = np.all((ijk >= 0) & (ijk < shape), axis=-1)
+    # One flat index instead of three fancy indices: the lookup runs thousands of times per frame.
+    flat = (ijk[..., 0] * shape[1] + ijk[..., 1]) * shape[2] + ijk[..., 2]
+    idx = cloud.nearest.ravel()[np.where(inside, flat, 0)]
+    diff = cloud.dense[idx] - P
+    d = np.sqrt(np.einsum("...i,...i->...", diff, diff))
     return np.where(inside, d, FAR_M), idx
 
 
@@ -125,23 +128,23 @@ def _planar_icp(
     H = len(R)
     for it in range(iters):
         trim = trims[0] + (trims[1] - trims[0]) * it / max(iters - 1, 1)
-        P = np.einsum("hnj,hjk->hnk", Q[None] - t[:, None], R)  # R^T (q - t), in the object frame
+        P = (Q[None] - t[:, None]) @ R  # R^T (q - t), in the object frame
         d, idx = _lookup(cloud, P)
-        A = np.einsum("hnk,hjk->hnj", cloud.dense[idx], R) + t[:, None]  # model, table frame
+        A = cloud.dense[idx] @ R.transpose(0, 2, 1) + t[:, None]  # model, table frame
         w = (d < trim).astype(np.float64)
         wsum = np.maximum(w.sum(axis=1), 1.0)
-        a_bar = np.einsum("hn,hnj->hj", w, A[..., :2]) / wsum[:, None]
-        b_bar = np.einsum("hn,nj->hj", w, Q[:, :2]) / wsum[:, None]
+        a_bar = (w[:, None] @ A[..., :2])[:, 0] / wsum[:, None]
+        b_bar = (w @ Q[:, :2]) / wsum[:, None]
         a = A[..., :2] - a_bar[:, None]
         b = Q[None, :, :2] - b_bar[:, None]
         # 2D Procrustes: the rotation angle maximising sum w (Rz a) . b.
-        sxx = np.einsum("hn,hn->h", w, a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1])
-        sxy = np.einsum("hn,hn->h", w, a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0])
+        sxx = np.sum(w * (a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1]), axis=1)
+        sxy = np.sum(w * (a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]), axis=1)
         delta = np.arctan2(sxy, sxx) if rotate else np.zeros(H)
         Rd = _rz(delta)
         R = Rd @ R
-        t_new = np.einsum("hij,hj->hi", Rd, t)
-        shift = b_bar - np.einsum("hij,hj->hi", Rd[:, :2, :2], a_bar)
+        t_new = (Rd @ t[..., None])[..., 0]
+        shift = b_bar - (Rd[:, :2, :2] @ a_bar[..., None])[..., 0]
         t_new[:, :2] += shift
         t_new[:, 2] = t[:, 2]  # the resting pose fixes the height
         t = t_new
@@ -158,22 +161,22 @@ def _free_icp(
     """
     H = len(R)
     for _ in range(iters):
-        P = np.einsum("hnj,hjk->hnk", Q[None] - t[:, None], R)
+        P = (Q[None] - t[:, None]) @ R
         d, idx = _lookup(cloud, P)
-        A = np.einsum("hnk,hjk->hnj", cloud.dense[idx], R) + t[:, None]
+        A = cloud.dense[idx] @ R.transpose(0, 2, 1) + t[:, None]
         w = (d < trim).astype(np.float64)
         wsum = np.maximum(w.sum(axis=1), 1.0)
-        a_bar = np.einsum("hn,hnj->hj", w, A) / wsum[:, None]
-        b_bar = np.einsum("hn,nj->hj", w, Q) / wsum[:, None]
-        M = np.einsum("hn,hni,hnj->hij", w, Q[None] - b_bar[:, None], A - a_bar[:, None])
+        a_bar = (w[:, None] @ A)[:, 0] / wsum[:, None]
+        b_bar = (w @ Q) / wsum[:, None]
+        M = (w[..., None] * (Q[None] - b_bar[:, None])).transpose(0, 2, 1) @ (A - a_bar[:, None])
         U, _, Vt = np.linalg.svd(M)
         D = np.ones((H, 3))
         D[:, 2] = np.sign(np.linalg.det(U @ Vt))
         Rd = U @ (D[:, :, None] * Vt)  # rotation taking model points onto observed points
         R = Rd @ R
-        t = np.einsum("hij,hj->hi", Rd, t - a_bar) + b_bar
+        t = (Rd @ (t - a_bar)[..., None])[..., 0] + b_bar
         if touch_table:
-            low = np.einsum("hij,mj->hmi", R, cloud.hull)[..., 2].min(axis=1)
+            low = (cloud.hull @ R.transpose(0, 2, 1))[..., 2].min(axis=1)
             t[:, 2] = -low
     return R, t
 
@@ -188,12 +191,12 @@ def _score(
     intr: Intrinsics,
     tol: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    P = np.einsum("hnj,hjk->hnk", Q[None] - t[:, None], R)
+    P = (Q[None] - t[:, None]) @ R
     d = _lookup(cloud, P)[0]
     surface = np.minimum(d / tol, 2.0).mean(axis=1)  # saturate: stray points cost a bounded amount
     inliers = (d < tol).mean(axis=1)
 
-    S = np.einsum("hij,sj->hsi", R, cloud.sparse) + t[:, None]  # model in the table frame
+    S = cloud.sparse @ R.transpose(0, 2, 1) + t[:, None]  # model in the table frame
     C = S @ T_ct[:3, :3].T + T_ct[:3, 3]  # ... and in the camera frame
     z = np.maximum(C[..., 2], 1e-6)
     u = np.round(intr.fx * C[..., 0] / z + intr.cx).astype(np.int64)
@@ -260,7 +263,7 @@ def fit_segment(
         yaws = np.radians(np.arange(0.0, yaw_period_deg(class_name, pose.rotation()), YAW_STEP_DEG))
         yaw_list.append(yaws)
         R = _rz(yaws) @ pose.rotation()
-        centre = np.einsum("hij,j->hi", R, cloud.dense.mean(axis=0))
+        centre = R @ cloud.dense.mean(axis=0)
         t = np.zeros((len(yaws), 3))
         t[:, :2] = Q_all[:, :2].mean(axis=0) - centre[:, :2]
         t[:, 2] = pose.height_m
