@@ -179,6 +179,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         detector_minutes=args.detector_minutes,
         crop_minutes=args.crop_minutes,
         log=lambda m: print(m, file=sys.stderr, flush=True),
+        children=args.children,
     )
     print(json.dumps(result))
     return 0
@@ -246,6 +247,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     exp.add_argument("--turns", type=int, default=3)
     exp.add_argument("--scenes", type=int, default=120, help="hard scenes the robot works per turn")
     exp.add_argument("--out", default=None, help="folder for the store, curve.json and curve.png")
+    exp.add_argument("--children", default=None, help="child names: CHILDREN1, 2, ... (default PARENT-fw)")
     exp.add_argument("--detector-minutes", type=float, default=6.0)
     exp.add_argument("--crop-minutes", type=float, default=6.0)
     exp.set_defaults(func=_cmd_experiment)

@@ -88,6 +88,7 @@ def run_experiment(
     detector_minutes: float = 6.0,
     crop_minutes: float = 6.0,
     log: Callable[[str], None] = print,
+    children: str | None = None,
 ) -> dict:
     from graspstack.flywheel.turn import run_turn
 
@@ -103,7 +104,7 @@ def run_experiment(
         collected = collect(current, scenes_per_turn, ROBOT_SEED_BASE + k, log)
         labelled = label_all(store_root, seed=k)
         log(f"turn {k}: {labelled} cases labelled by the simulated labeler")
-        child = f"{parent}-fw{k}"
+        child = f"{children or parent + '-fw'}{k}"
         card = run_turn(
             store_root,
             current,
