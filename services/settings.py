@@ -64,6 +64,9 @@ class PoseSettings(ServerSettings, RedisSettingsMixin):
     # that queue while the model runs still share the next batch.
     max_wait_ms: float = Field(default=0.0, ge=0, le=1000)
     max_queue: int = Field(default=64, ge=1, description="frames waiting beyond this get RESOURCE_EXHAUSTED")
+    warmup_rounds: int = Field(
+        default=3, ge=0, le=20, description="lab frames run through a model before it serves (0 = off)"
+    )
     shadow_target: str = Field(default="127.0.0.1:50054", description="host:port of the shadow; empty = off")
     shadow_queue: int = Field(default=32, ge=1, description="mirrored frames waiting; more are dropped")
     shadow_timeout_s: float = Field(default=10.0, gt=0)
@@ -82,6 +85,7 @@ class ShadowSettings(ServerSettings, RedisSettingsMixin):
     max_batch_size: int = Field(default=1, ge=1, le=64)
     max_wait_ms: float = Field(default=0.0, ge=0, le=1000)
     max_queue: int = Field(default=16, ge=1)
+    warmup_rounds: int = Field(default=1, ge=0, le=20)
 
 
 class GraspSettings(ServerSettings, RedisSettingsMixin):
