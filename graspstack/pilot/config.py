@@ -3,11 +3,16 @@
 A gate is a PromQL expression over the stage's analysis window with a threshold. A stage runs
 `checks` evaluations `interval_s` apart while the lab robot drives traffic; more than
 `failure_limit` failed checks roll the candidate back, and a stage whose checks never see data holds.
+With a count query a gate fails only on a miss that sampling noise does not explain; a smaller miss
+is "inconclusive": it fails no check, and a stage whose last check is inconclusive holds rather
+than promotes.
 """
 
 from __future__ import annotations
 
+from math import sqrt
 from pathlib import Path
+from statistics import NormalDist
 from typing import Literal
 
 import yaml
@@ -26,6 +31,20 @@ GRASP_SUCCESS = (
     f"sum(increase(graspstack_grasp_successes_total{_SELECT}))"
     f" / sum(increase(graspstack_grasp_attempts_total{_SELECT}))"
 )
+# What each gate's value rests on: the events counted in the window. A miss on a handful of events
+# is not evidence (one slow request in 50 is "p99 over budget"), so with a count a gate fails only on
+# a statistically significant miss; a miss within the noise is "inconclusive" (see significant_miss).
+EVALUATED = f"sum(increase(graspstack_pose_objects_evaluated_total{_SELECT}))"
+REQUESTS = f"sum(increase(graspstack_pose_latency_seconds_count{_SELECT}))"
+# p99 under 0.1 s means at most 1% of requests over 0.1 s: the p99 gate's evidence is that share.
+SLOW_SHARE = (
+    f'1 - sum(increase(graspstack_pose_latency_seconds_bucket{{{{model_version="{{version}}",'
+    f'stage="{{stage}}",le="0.1"}}}}[{{window}}])) / {REQUESTS}'
+)
+ATTEMPTS = f"sum(increase(graspstack_grasp_attempts_total{_SELECT}))"
+HANDLED = (
+    'sum(increase(grpc_server_handled_total{{service="{service}",grpc_method="EstimatePoses"}}[{window}]))'
+)
 ERROR_RATIO = (
     '(sum(increase(grpc_server_handled_total{{service="{service}",grpc_method="EstimatePoses",grpc_code!="OK"}}'
     "[{window}])) or vector(0)) / sum(increase(grpc_server_handled_total"
@@ -38,17 +57,60 @@ class Gate(BaseModel):
     query: str
     op: Literal[">=", "<="]
     threshold: float
+    count_query: str | None = Field(default=None, description="events behind the value; none: any miss fails")
+    share_query: str | None = Field(
+        default=None, description="for a quantile gate: share of events beyond the limit (else the value)"
+    )
+    share_threshold: float | None = Field(default=None, description="the share allowed (else threshold)")
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0, description="a miss must be this certain to fail")
 
     def passes(self, value: float) -> bool:
         return value >= self.threshold if self.op == ">=" else value <= self.threshold
 
+    def significant_miss(self, share: float, count: float) -> bool:
+        """Whether a share observed over `count` events misses the gate beyond sampling noise."""
+        limit = self.threshold if self.share_threshold is None else self.share_threshold
+        return significant_miss(share, count, limit, self.op, self.confidence)
+
+
+def significant_miss(share: float, count: float, limit: float, op: str, confidence: float) -> bool:
+    """One-sided Wilson score test: is the true share on the wrong side of `limit`?
+
+    op ">=": the share must reach `limit`; it is a significant miss when even the interval's upper
+    bound is below it. op "<=": when even the lower bound is above it. Within-spec at 0.897 over 150
+    objects (upper bound 0.94) is no evidence that a model is under 0.90; 0.4 over 50 objects is.
+    """
+    if count <= 0:
+        return False
+    z = NormalDist().inv_cdf(confidence)
+    n = float(count)
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre + half < limit if op == ">=" else centre - half > limit
+
 
 def default_gates(within_spec: float, grasp_success: float) -> list[Gate]:
     return [
-        Gate(name="within-spec ratio", query=WITHIN_SPEC, op=">=", threshold=within_spec),
-        Gate(name="pose p99 latency (s)", query=P99_LATENCY, op="<=", threshold=0.1),
-        Gate(name="grasp success ratio", query=GRASP_SUCCESS, op=">=", threshold=grasp_success),
-        Gate(name="pose error ratio", query=ERROR_RATIO, op="<=", threshold=0.01),
+        Gate(
+            name="within-spec ratio", query=WITHIN_SPEC, op=">=", threshold=within_spec, count_query=EVALUATED
+        ),
+        Gate(
+            name="pose p99 latency (s)",
+            query=P99_LATENCY,
+            op="<=",
+            threshold=0.1,
+            count_query=REQUESTS,
+            share_query=SLOW_SHARE,
+            share_threshold=0.01,
+        ),
+        Gate(
+            name="grasp success ratio",
+            query=GRASP_SUCCESS,
+            op=">=",
+            threshold=grasp_success,
+            count_query=ATTEMPTS,
+        ),
+        Gate(name="pose error ratio", query=ERROR_RATIO, op="<=", threshold=0.01, count_query=HANDLED),
     ]
 
 

@@ -92,7 +92,10 @@ def write_report(outcome: dict, prom: Prometheus, out_dir: str | Path | None = N
         ]
         for k, check in enumerate(s["checks"], 1):
             for g in check:
-                result = {True: "pass", False: "FAIL", None: "no data"}[g["passed"]]
+                result = g.get("verdict") or {True: "pass", False: "fail", None: "no data"}[g["passed"]]
+                result = "FAIL" if result == "fail" else result
+                if result == "inconclusive":
+                    result = f"miss within the noise ({g['count']:.0f} events)" if g.get("count") else result
                 lines.append(
                     f"| {k} | {g['gate']} | {_fmt(g['value'])} | {g['op']} {g['threshold']} | {result} |"
                 )

@@ -32,7 +32,9 @@ class GateResult:
     value: float | None
     threshold: float
     op: str
-    passed: bool | None  # None: no data yet
+    passed: bool | None  # None: no data yet, or a miss within the noise
+    verdict: str = ""  # pass | fail | inconclusive | no data
+    count: float | None = None  # events the value rests on (gates with a count query)
 
 
 @dataclass
@@ -48,16 +50,25 @@ class StageResult:
 def evaluate(
     prom: Prometheus, gates: list[Gate], version: str, stage: str, window_s: int, service: str
 ) -> list[GateResult]:
+    def query(q: str, gate: str) -> tuple[str, float | None]:
+        expr = q.format(version=version, stage=stage, window=f"{window_s}s", service=service)
+        try:
+            return expr, prom.scalar(expr)
+        except PrometheusError as err:
+            raise PrometheusError(f"gate {gate!r}: {err}\n{expr}") from err
+
     results = []
     for g in gates:
-        expr = g.query.format(version=version, stage=stage, window=f"{window_s}s", service=service)
-        try:
-            value = prom.scalar(expr)
-        except PrometheusError as err:
-            raise PrometheusError(f"gate {g.name!r}: {err}\n{expr}") from err
-        results.append(
-            GateResult(g.name, expr, value, g.threshold, g.op, None if value is None else g.passes(value))
-        )
+        expr, value = query(g.query, g.name)
+        passed = None if value is None else g.passes(value)
+        verdict = {None: "no data", True: "pass", False: "fail"}[passed]
+        count = None
+        if passed is False and g.count_query:
+            count = query(g.count_query, g.name)[1]
+            share = value if g.share_query is None else query(g.share_query, g.name)[1]
+            if count is None or share is None or not g.significant_miss(share, count):
+                passed, verdict = None, "inconclusive"
+        results.append(GateResult(g.name, expr, value, g.threshold, g.op, passed, verdict, count))
     return results
 
 

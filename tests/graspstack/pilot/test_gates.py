@@ -93,3 +93,35 @@ def test_a_version_without_traffic_has_no_data(scraped):
     _, prom = scraped
     results = evaluate(prom, PilotConfig.default().stages[0].gates, "absent", "lab", 60, "pose-candidate")
     assert results[0].value is None and results[0].passed is None
+
+
+def test_a_miss_within_the_noise_is_inconclusive_and_a_clear_one_fails(scraped):
+    m, prom = scraped
+    for version in ("edge", "worse"):
+        for k in ("evaluated", "within"):
+            m[k].labels(version, "lab", "duck").inc(0)
+        m["attempts"].labels(version, "lab").inc(0)
+        m["successes"].labels(version, "lab").inc(0)
+        m["latency"].labels("pose", version, "lab")
+    m["handled"].labels("EstimatePoses", "OK").inc(0)
+    _wait_for_scrapes(prom, "graspstack_pose_objects_evaluated_total")
+    # edge: 88 of 100 within spec and 1 request in 50 over 0.1 s, just under the 0.9 and p99 gates;
+    # worse: 75 of 100 and 10 in 50, which no sampling noise explains.
+    for version, within, slow in (("edge", 88, 1), ("worse", 75, 10)):
+        m["evaluated"].labels(version, "lab", "duck").inc(100)
+        m["within"].labels(version, "lab", "duck").inc(within)
+        m["attempts"].labels(version, "lab").inc(20)
+        m["successes"].labels(version, "lab").inc(20)
+        for k in range(50):
+            m["latency"].labels("pose", version, "lab").observe(0.15 if k < slow else 0.03)
+    m["handled"].labels("EstimatePoses", "OK").inc(100)
+    time.sleep(3)
+    gates = PilotConfig.default().stages[0].gates
+    edge = {r.gate: r for r in evaluate(prom, gates, "edge", "lab", 60, "pose-candidate")}
+    worse = {r.gate: r for r in evaluate(prom, gates, "worse", "lab", 60, "pose-candidate")}
+    for name in ("within-spec ratio", "pose p99 latency (s)"):
+        assert edge[name].verdict == "inconclusive" and edge[name].passed is None, edge[name]
+        # increase() extrapolates to the window edges, so the count is only near the events sent
+        assert edge[name].count == pytest.approx(100 if name.startswith("within") else 50, rel=0.25)
+        assert worse[name].verdict == "fail" and worse[name].passed is False, worse[name]
+    assert edge["grasp success ratio"].verdict == "pass"
