@@ -99,6 +99,14 @@ def write_report(outcome: dict, prom: Prometheus, out_dir: str | Path | None = N
                 lines.append(
                     f"| {k} | {g['gate']} | {_fmt(g['value'])} | {g['op']} {g['threshold']} | {result} |"
                 )
+        unsettled = [g["gate"] for g in (s["checks"] or [[]])[-1] if g.get("verdict") == "inconclusive"]
+        if s["decision"] == "hold" and unsettled:
+            lines += [
+                "",
+                f"Held: the last check's misses ({', '.join(unsettled)}) are within sampling noise, so "
+                "the evidence neither promotes nor rolls back; an operator decides (a longer stage "
+                "gathers more).",
+            ]
         if s["checks"]:
             lines += ["", "Queries:", ""] + [f"- {g['gate']}: `{g['query']}`" for g in s["checks"][-1]]
         failures = s["robot"].get("failures") or {}
