@@ -7,7 +7,6 @@ shadow serves the scripted baseline behind the same interface and mirrors nothin
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import grpc
 
@@ -18,7 +17,6 @@ from graspstack.predictors.base import Predictor, load_predictor
 from graspstack.serving.hard_cases import HardCaseReporter
 from graspstack.serving.pose_estimator import PoseEstimator
 from graspstack.serving.shadow import MirrorItem, ShadowMirror
-from graspstack.serving.warmup import warm_up
 from graspstack.v1 import pose_pb2, pose_pb2_grpc
 from services.convert import pose_from_proto, pose_to_proto, raw_frame_from_proto
 from services.errors import NotFound, check_deadline, grpc_errors
@@ -93,17 +91,6 @@ def load_version(version: str) -> Predictor:
     return load_predictor(version if version in BASELINES else f"model:{version}")
 
 
-def warmed(load: Callable[[str], Predictor], rounds: int) -> Callable[[str], Predictor]:
-    """A loader whose predictors are warmed up before the estimator serves or swaps them in."""
-
-    def load_warm(name: str) -> Predictor:
-        predictor = load(name)
-        warm_up(predictor, rounds)
-        return predictor
-
-    return load_warm
-
-
 def _shadow_client(target: str, timeout_s: float):
     channel = grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 * 1024 * 1024)])
     stub = pose_pb2_grpc.PoseEstimationStub(channel)
@@ -132,13 +119,14 @@ def build(settings: PoseSettings | None = None) -> tuple[ServiceSpec, PoseSettin
     settings = settings or PoseSettings()
     version = resolve_version(settings.model)
     estimator = PoseEstimator(
-        warmed(load_version, settings.warmup_rounds),
+        load_version,
         version,
         service="pose",
         stage=settings.stage,
         max_batch_size=settings.max_batch_size,
         max_wait_s=settings.max_wait_ms / 1e3,
         max_queue=settings.max_queue,
+        warmup_rounds=settings.warmup_rounds,
     )
     store = FrameStore.from_url(settings.redis_url, timeout_s=settings.redis_timeout_s)
     hard_cases, stops = None, []
@@ -170,12 +158,13 @@ def build(settings: PoseSettings | None = None) -> tuple[ServiceSpec, PoseSettin
 def build_shadow(settings: ShadowSettings | None = None) -> tuple[ServiceSpec, ShadowSettings]:
     settings = settings or ShadowSettings()
     estimator = PoseEstimator(
-        warmed(load_predictor, settings.warmup_rounds),
+        load_predictor,
         settings.predictor,
         service="shadow",
         max_batch_size=settings.max_batch_size,
         max_wait_s=settings.max_wait_ms / 1e3,
         max_queue=settings.max_queue,
+        warmup_rounds=settings.warmup_rounds,
     )
     store = FrameStore.from_url(settings.redis_url, timeout_s=settings.redis_timeout_s)
     return _spec("shadow", PoseServicer(estimator, store), estimator, store, []), settings

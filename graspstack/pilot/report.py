@@ -18,6 +18,16 @@ def _fmt(v) -> str:
     return "no data" if v is None else f"{v:.4g}"
 
 
+def _result(gate: dict) -> str:
+    """A check's verdict for the table; reports written before verdicts existed have `passed` only."""
+    verdict = gate.get("verdict") or {True: "pass", False: "fail", None: "no data"}[gate["passed"]]
+    if verdict == "fail":
+        return "FAIL"
+    if verdict == "inconclusive" and gate.get("count"):
+        return f"miss within the noise ({gate['count']:.0f} events)"
+    return verdict
+
+
 def plot_gates(outcome: dict, path: Path) -> Path:
     """Every gate's value at every check, stage after stage, against its threshold."""
     gates = (
@@ -92,12 +102,8 @@ def write_report(outcome: dict, prom: Prometheus, out_dir: str | Path | None = N
         ]
         for k, check in enumerate(s["checks"], 1):
             for g in check:
-                result = g.get("verdict") or {True: "pass", False: "fail", None: "no data"}[g["passed"]]
-                result = "FAIL" if result == "fail" else result
-                if result == "inconclusive":
-                    result = f"miss within the noise ({g['count']:.0f} events)" if g.get("count") else result
                 lines.append(
-                    f"| {k} | {g['gate']} | {_fmt(g['value'])} | {g['op']} {g['threshold']} | {result} |"
+                    f"| {k} | {g['gate']} | {_fmt(g['value'])} | {g['op']} {g['threshold']} | {_result(g)} |"
                 )
         unsettled = [g["gate"] for g in (s["checks"] or [[]])[-1] if g.get("verdict") == "inconclusive"]
         if s["decision"] == "hold" and unsettled:

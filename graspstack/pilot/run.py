@@ -60,14 +60,14 @@ def evaluate(
     results = []
     for g in gates:
         expr, value = query(g.query, g.name)
-        passed = None if value is None else g.passes(value)
-        verdict = {None: "no data", True: "pass", False: "fail"}[passed]
+        verdict = "no data" if value is None else "pass" if g.passes(value) else "fail"
         count = None
-        if passed is False and g.count_query:
+        if verdict == "fail" and g.count_query:
             count = query(g.count_query, g.name)[1]
             share = value if g.share_query is None else query(g.share_query, g.name)[1]
             if count is None or share is None or not g.significant_miss(share, count):
-                passed, verdict = None, "inconclusive"
+                verdict = "inconclusive"
+        passed = {"pass": True, "fail": False}.get(verdict)  # None: no data, or a miss within the noise
         results.append(GateResult(g.name, expr, value, g.threshold, g.op, passed, verdict, count))
     return results
 

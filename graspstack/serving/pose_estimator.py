@@ -10,6 +10,7 @@ from graspstack import metrics
 from graspstack.frames import Frame, ObjectPose
 from graspstack.predictors.base import Predictor
 from graspstack.serving.batcher import Batcher
+from graspstack.serving.warmup import warm_up
 
 
 @dataclass
@@ -37,12 +38,14 @@ class PoseEstimator:
         max_batch_size: int = 4,
         max_wait_s: float = 0.005,
         max_queue: int = 256,
+        warmup_rounds: int = 0,
     ):
         self._loader = loader
+        self._warmup_rounds = warmup_rounds
         self.service = service
         self.stage = stage
         self._lock = threading.Lock()
-        self._predictor = loader(version)
+        self._predictor = self._load(version)
         self._version = version
         metrics.POSE_MODEL_INFO.labels(service, version, stage).set(1)
         metrics.POSE_LATENCY_SECONDS.labels(service, version, stage)  # series exist before traffic
@@ -54,9 +57,15 @@ class PoseEstimator:
     def version(self) -> str:
         return self._version
 
+    def _load(self, version: str) -> Predictor:
+        """Load and warm up (serving/warmup.py): neither the first request nor a swap meets a cold model."""
+        predictor = self._loader(version)
+        warm_up(predictor, self._warmup_rounds)
+        return predictor
+
     def switch(self, version: str) -> None:
         """Load the new version fully, then swap: requests never see a half-loaded model."""
-        predictor = self._loader(version)
+        predictor = self._load(version)
         with self._lock:
             old = self._version
             self._predictor, self._version = predictor, version

@@ -7,8 +7,9 @@ frames, ~45 ms after. In a pilot with ~50 requests per check that one cold reque
 service runs a few lab frames through a predictor before it reports SERVING or swaps it in (as
 Triton's model warm-up does); no robot pays for it.
 
-The frames (`warmup_frames/`, lab seed 9300: never used for training or evaluation) hold every
-class, legos included, so the lego's resting-pose search is exercised too.
+The frames (`warmup_frames/`, lab seed 9300: never used for training or evaluation) hold duck,
+teddy, mug and lego (jenga shares every code path with them), legos included so that the lego's
+resting-pose search is exercised too.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ def warmup_frames() -> list[Frame]:
 
 def warm_up(predictor: Predictor, rounds: int) -> float:
     """Run the warm-up frames `rounds` times through `predictor`; returns the seconds it took."""
+    if rounds <= 0:
+        return 0.0
     started = time.perf_counter()
-    frames = warmup_frames() if rounds > 0 else []
+    frames = warmup_frames()
     for _ in range(rounds):
         for frame in frames:
             predictor.predict(frame)
     seconds = time.perf_counter() - started
-    if rounds > 0:
-        log.info("warmed up %s: %d frames x %d rounds, %.2f s", predictor.name, len(frames), rounds, seconds)
+    log.info("warmed up %s: %d frames x %d rounds, %.2f s", predictor.name, len(frames), rounds, seconds)
     return seconds

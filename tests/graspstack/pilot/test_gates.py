@@ -58,10 +58,9 @@ def _wait_for_scrapes(prom: Prometheus, metric: str, minimum: int = 2) -> None:
     raise TimeoutError(f"{metric} not scraped")
 
 
-def test_good_candidate_passes_and_bad_one_fails(scraped):
-    m, prom = scraped
-    for version in ("good", "bad"):
-        # Initialise the series at zero first, as a running service would, so increase() sees it all.
+def _start_series(m: dict, prom: Prometheus, versions: tuple[str, ...]) -> None:
+    """Initialise the series at zero first, as a running service would, so increase() sees it all."""
+    for version in versions:
         for k in ("evaluated", "within"):
             m[k].labels(version, "lab", "duck").inc(0)
         m["attempts"].labels(version, "lab").inc(0)
@@ -69,6 +68,11 @@ def test_good_candidate_passes_and_bad_one_fails(scraped):
         m["latency"].labels("pose", version, "lab")
     m["handled"].labels("EstimatePoses", "OK").inc(0)
     _wait_for_scrapes(prom, "graspstack_pose_objects_evaluated_total")
+
+
+def test_good_candidate_passes_and_bad_one_fails(scraped):
+    m, prom = scraped
+    _start_series(m, prom, ("good", "bad"))
     for version, ok_share, latency in (("good", 0.95, 0.03), ("bad", 0.4, 0.15)):
         m["evaluated"].labels(version, "lab", "duck").inc(100)
         m["within"].labels(version, "lab", "duck").inc(100 * ok_share)
@@ -97,14 +101,7 @@ def test_a_version_without_traffic_has_no_data(scraped):
 
 def test_a_miss_within_the_noise_is_inconclusive_and_a_clear_one_fails(scraped):
     m, prom = scraped
-    for version in ("edge", "worse"):
-        for k in ("evaluated", "within"):
-            m[k].labels(version, "lab", "duck").inc(0)
-        m["attempts"].labels(version, "lab").inc(0)
-        m["successes"].labels(version, "lab").inc(0)
-        m["latency"].labels("pose", version, "lab")
-    m["handled"].labels("EstimatePoses", "OK").inc(0)
-    _wait_for_scrapes(prom, "graspstack_pose_objects_evaluated_total")
+    _start_series(m, prom, ("edge", "worse"))
     # edge: 88 of 100 within spec and 1 request in 50 over 0.1 s, just under the 0.9 and p99 gates;
     # worse: 75 of 100 and 10 in 50, which no sampling noise explains.
     for version, within, slow in (("edge", 88, 1), ("worse", 75, 10)):

@@ -1,5 +1,6 @@
 import queue
 import threading
+import time
 
 import pytest
 
@@ -52,8 +53,6 @@ def test_full_queue_sheds_load():
     gate = threading.Event()
     b = Batcher(lambda xs: gate.wait(5) and xs, max_batch_size=1, max_wait_s=0, max_queue=2)
     b.submit(1)  # taken by the worker, blocks on the gate
-    import time
-
     time.sleep(0.05)
     b.submit(2)
     b.submit(3)
@@ -64,8 +63,6 @@ def test_full_queue_sheds_load():
 
 
 def test_without_a_wait_requests_queued_during_a_call_share_the_next_batch():
-    import time
-
     calls = []
     gate = threading.Event()
 

@@ -2,6 +2,7 @@ import numpy as np
 
 from graspstack.frames import Frame, Intrinsics, ObjectPose
 from graspstack.serving.pose_estimator import PoseEstimator
+from graspstack.serving.warmup import warmup_frames
 
 
 class _Fixed:
@@ -31,4 +32,28 @@ def test_switching_versions_without_restart():
     second = est.estimate(_frame(), timeout_s=5)
     assert second.model_version == "v2" and second.poses[0].position_m[0] == 0.05
     assert second.queue_ms >= 0 and second.compute_ms >= 0
+    est.close()
+
+
+def test_every_loaded_version_is_warmed_up_before_it_serves():
+    loaded = []
+
+    def load(version):
+        predictor = _Fixed(version)
+        predictor.seen = 0
+        inner = predictor.predict
+
+        def predict(frame):
+            predictor.seen += 1
+            return inner(frame)
+
+        predictor.predict = predict
+        loaded.append(predictor)
+        return predictor
+
+    frames = len(warmup_frames())
+    est = PoseEstimator(load, "v1", warmup_rounds=2)
+    assert loaded[0].seen == 2 * frames  # before any request
+    est.switch("v2")
+    assert loaded[1].seen == 2 * frames  # before the swap
     est.close()
