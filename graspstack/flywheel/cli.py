@@ -180,6 +180,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         crop_minutes=args.crop_minutes,
         log=lambda m: print(m, file=sys.stderr, flush=True),
         children=args.children,
+        replay_share=args.replay_share,
     )
     print(json.dumps(result))
     return 0
@@ -250,6 +251,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     exp.add_argument("--children", default=None, help="child names: CHILDREN1, 2, ... (default PARENT-fw)")
     exp.add_argument("--detector-minutes", type=float, default=6.0)
     exp.add_argument("--crop-minutes", type=float, default=6.0)
+    exp.add_argument(
+        "--replay-share", type=float, default=None, help="share of each batch from the original data"
+    )
     exp.set_defaults(func=_cmd_experiment)
 
 

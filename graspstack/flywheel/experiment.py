@@ -89,8 +89,9 @@ def run_experiment(
     crop_minutes: float = 6.0,
     log: Callable[[str], None] = print,
     children: str | None = None,
+    replay_share: float | None = None,
 ) -> dict:
-    from graspstack.flywheel.turn import run_turn
+    from graspstack.flywheel.turn import REPLAY_SHARE, run_turn
 
     out = Path(out or Path("runs/flywheel") / datetime.now(UTC).strftime("%Y%m%d-%H%M%S"))
     store_root = out / "store"
@@ -112,6 +113,7 @@ def run_experiment(
             detector_minutes=detector_minutes,
             crop_minutes=crop_minutes,
             eval_dirs=list(eval_dirs),
+            replay_share=REPLAY_SHARE if replay_share is None else replay_share,
         )
         ev = card["flywheel"]["eval"]
         if not curve:

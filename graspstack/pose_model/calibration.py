@@ -32,7 +32,7 @@ def feature_vector(extras: dict) -> np.ndarray:
             float(extras.get("free_space", 0.0)),
             float(extras.get("mask", 1.0)),
             min(float(extras.get("moved_deg", 0.0)), 30.0),
-            float(extras.get("source") == "uncovered"),
+            float(extras.get("source", "detector") != "detector"),  # a crop stage 1 did not propose
         ]
     )
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from graspstack.catalogue import CLASS_NAMES
-from graspstack.frames import Frame
+from graspstack.frames import Frame, Intrinsics
 from graspstack.pose_model.correspond import RigidFit, ransac_rigid
 from graspstack.pose_model.crop_net import COORD_SCALE_M, CROP_STRIDE, CropNet, crop_input
 from graspstack.pose_model.crops import CROP_PX, CropWindow, back_project_crop, crop_side_m, window_for
@@ -29,6 +29,10 @@ RANSAC_THRESHOLD_M = 0.01
 RANSAC_HYPOTHESES = 64  # most crops are >50% inliers: 64 draws miss a clean triple with p < 1e-9
 UNCOVERED_MIN_PIXELS = 60  # an above-table blob this large that no instance covers gets a crop
 GENERIC_CLASS = "teddy"  # crop size for blobs of unknown class: mid-sized among the catalogue
+# A blob no wider than this (metres, seen extent) gets a lego-sized crop: in a teddy-sized one a lego
+# fills a third of the side CropNet was trained on and is rejected (3 of 7 missed validation legos).
+SMALL_BLOB_M = 0.06
+EXPLAINED_GROW_PX = 7  # a fitted object's mask cells are 2-5 px apart at full resolution
 
 
 @dataclass
@@ -36,7 +40,7 @@ class Proposal:
     centre_px: np.ndarray  # (2,) full-resolution pixel
     z_m: float  # camera depth of the object centre
     class_name: str  # stage 1's class (sets the crop size)
-    source: str  # "detector" or "uncovered"
+    source: str  # "detector", "uncovered" or "residual"
 
 
 @dataclass
@@ -50,18 +54,40 @@ class CropResult:
     mask_prob: float  # mean mask probability over the object cells
 
 
-def uncovered_proposals(above: np.ndarray, covered: np.ndarray, points: np.ndarray) -> list[Proposal]:
-    """Blobs of above-table pixels that no stage-1 instance covers."""
+def uncovered_proposals(
+    above: np.ndarray,
+    covered: np.ndarray,
+    points: np.ndarray,
+    intr: Intrinsics,
+    source: str = "uncovered",
+) -> list[Proposal]:
+    """Blobs of above-table pixels outside `covered`, largest first, each with a crop sized to what it
+    could be."""
     free = (above & ~covered).astype(np.uint8)
     free = cv2.morphologyEx(free, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
-    n, comp, stats, centroids = cv2.connectedComponentsWithStats(free, connectivity=8)
+    _, comp, stats, centroids = cv2.connectedComponentsWithStats(free, connectivity=8)
     out = []
-    for k in range(1, n):
+    for k in np.argsort(-stats[1:, cv2.CC_STAT_AREA]) + 1:  # largest first
         if stats[k, cv2.CC_STAT_AREA] < UNCOVERED_MIN_PIXELS:
-            continue
-        z = float(np.median(points[comp == k][:, 2]))
-        out.append(Proposal(centroids[k].astype(float), z + 0.01, GENERIC_CLASS, "uncovered"))
+            break
+        x, y, w, h = (int(v) for v in stats[k, :4])  # left, top, width, height
+        z = float(np.median(points[y : y + h, x : x + w][comp[y : y + h, x : x + w] == k][:, 2]))
+        extent_m = max(w, h) * z / intr.fx
+        size_as = "lego" if extent_m < SMALL_BLOB_M else GENERIC_CLASS
+        out.append(Proposal(centroids[k].astype(float), z + 0.01, size_as, source))
     return out
+
+
+def explained_pixels(results: list[CropResult], hw: tuple[int, int], intr: Intrinsics) -> np.ndarray:
+    """Pixels that the accepted crops' object masks account for (grown to close the cell grid)."""
+    mask = np.zeros(hw, np.uint8)
+    for r in results:
+        P = r.points
+        u = np.round(intr.fx * P[:, 0] / P[:, 2] + intr.cx).astype(int)
+        v = np.round(intr.fy * P[:, 1] / P[:, 2] + intr.cy).astype(int)
+        inside = (u >= 0) & (u < hw[1]) & (v >= 0) & (v < hw[0])
+        mask[v[inside], u[inside]] = 1
+    return cv2.dilate(mask, np.ones((EXPLAINED_GROW_PX, EXPLAINED_GROW_PX), np.uint8)) > 0
 
 
 class CropStage:

@@ -18,7 +18,13 @@ from graspstack.catalogue import CATALOGUE
 from graspstack.frames import Frame, Intrinsics, ObjectPose
 from graspstack.geometry import matrix_to_quat, rotation_angle_deg
 from graspstack.pose_model.calibration import Calibration
-from graspstack.pose_model.crop_stage import CropResult, CropStage, Proposal, uncovered_proposals
+from graspstack.pose_model.crop_stage import (
+    CropResult,
+    CropStage,
+    Proposal,
+    explained_pixels,
+    uncovered_proposals,
+)
 from graspstack.pose_model.decode import Instance, decode
 from graspstack.pose_model.geometry import bbox_centre_obj, ray_rotation
 from graspstack.pose_model.network import INPUT_HW, make_input, split_outputs
@@ -43,6 +49,15 @@ SCORE_ZERO_CONFIDENCE = 1.1
 # Refinement score (see scripted fit: surface + 2 x free-space) above which the network-seeded fits
 # are deemed lost and the baseline's full search is run for that object.
 FALLBACK_SCORE = 0.45
+# The second look (crops stage 1 did not propose): at most this many per frame, largest blob first. A
+# cluttered frame has many unexplained pieces, each a crop and a polish; two keep the nominal gain (no
+# validation object was found by a third) and bound the cost on hard frames.
+MAX_RESIDUAL_PROPOSALS = 2
+# Evidence such an answer must carry (see _second_look_holds): real objects on validation scenes had
+# class probability >= 0.99, a score <= 0.61 and free-space violation <= 0.07 in nine cases of ten.
+SECOND_LOOK_MIN_CLASS_PROB = 0.95
+SECOND_LOOK_MAX_SCORE = 0.7
+SECOND_LOOK_MAX_FREE_SPACE = 0.1
 
 
 class ModelPredictor:
@@ -154,12 +169,24 @@ class ModelPredictor:
             if instances
             else np.zeros_like(above)
         )
-        proposals += uncovered_proposals(above, covered, points)
+        proposals += uncovered_proposals(above, covered, points, intr)
         timings["proposals"] = (time.perf_counter() - t0) * 1e3
         results = self.crop_stage.run(frame, proposals, plane.depth_sigma)
         timings.update(self.crop_stage.last_timings_ms)  # crops (cut + CropNet), fit (RANSAC)
+        # A second look at what no fitted object explains: a lego pressed against a duck falls inside
+        # the duck's stage-1 instance, so it was never a proposal, but the duck's crop mask leaves it
+        # out. On 150 nominal validation scenes the two passes found all 7 missed legos (5 within spec).
+        t1 = time.perf_counter()
+        unexplained = covered & ~explained_pixels(results, above.shape, intr)
+        residual = uncovered_proposals(above, ~unexplained, points, intr, "residual")[:MAX_RESIDUAL_PROPOSALS]
+        timings["proposals"] += (time.perf_counter() - t1) * 1e3
+        if residual:
+            results += self.crop_stage.run(frame, residual, plane.depth_sigma)
+            for k, v in self.crop_stage.last_timings_ms.items():
+                timings[k] += v
         t1 = time.perf_counter()
         poses = [p for r in results if (p := self._polish(r, plane, depth, intr)) is not None]
+        poses = [p for p in poses if p.extras["source"] == "detector" or _second_look_holds(p)]
         timings["refine"] = (time.perf_counter() - t1) * 1e3
         return poses
 
@@ -285,6 +312,21 @@ class ModelPredictor:
             float(np.clip(confidence, 0.0, 1.0)),
             {"hypothesis": fit.hypothesis, "score": fit.score, "moved_deg": float(moved)},
         )
+
+
+def _second_look_holds(pose: ObjectPose) -> bool:
+    """An answer from a crop that stage 1 did not propose must carry its own evidence.
+
+    On hard validation scenes such crops are mostly distractors or pieces of other objects (149 of
+    181 answers were no catalogue object of that class within 2 cm); CropNet is sure of its class
+    for both, but a real object's fit explains the depth (surface score, no model in seen free space).
+    """
+    e = pose.extras
+    return (
+        e["class_prob"] >= SECOND_LOOK_MIN_CLASS_PROB
+        and e["score"] <= SECOND_LOOK_MAX_SCORE
+        and e["free_space"] <= SECOND_LOOK_MAX_FREE_SPACE
+    )
 
 
 def _fit_quality(score: float) -> float:

@@ -1,0 +1,76 @@
+"""The second stage's proposals beyond stage 1: uncovered blobs sized to what they could be, and the
+second look at pixels that no fitted object explains."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graspstack.frames import Intrinsics, ObjectPose
+from graspstack.pose_model.correspond import RigidFit
+from graspstack.pose_model.crop_stage import (
+    GENERIC_CLASS,
+    CropResult,
+    Proposal,
+    explained_pixels,
+    uncovered_proposals,
+)
+from graspstack.pose_model.infer import _second_look_holds
+from graspstack.predictors.scripted.table import back_project
+
+INTR = Intrinsics(600.0, 600.0, 319.5, 239.5, 640, 480)
+Z = 0.6  # metres: 1 px is 1 mm at this depth and focal length
+
+
+def _flat_points() -> np.ndarray:
+    return back_project(np.full((480, 640), Z, np.float32), INTR)
+
+
+def test_blobs_get_a_crop_sized_to_their_extent_largest_first():
+    above = np.zeros((480, 640), bool)
+    above[100:130, 100:130] = True  # 3 cm across: a lego
+    above[200:300, 300:400] = True  # 10 cm across
+    above[400:405, 600:605] = True  # 25 px: noise, no proposal
+    proposals = uncovered_proposals(above, np.zeros_like(above), _flat_points(), INTR)
+    assert [p.class_name for p in proposals] == [GENERIC_CLASS, "lego"]
+    assert np.allclose(proposals[1].centre_px, [114.5, 114.5], atol=0.5)
+    assert abs(proposals[1].z_m - (Z + 0.01)) < 1e-6  # pushed behind the surface, to the centre
+    assert {p.source for p in proposals} == {"uncovered"}
+
+
+def test_covered_pixels_are_not_proposed_again():
+    above = np.zeros((480, 640), bool)
+    above[100:130, 100:130] = True
+    covered = np.zeros_like(above)
+    covered[90:140, 90:140] = True
+    assert uncovered_proposals(above, covered, _flat_points(), INTR, source="residual") == []
+
+
+def _result_over(rows: slice, cols: slice) -> CropResult:
+    points = _flat_points()[rows, cols][::2, ::2].reshape(-1, 3)  # CropNet's cells: every other pixel
+    fit = RigidFit(np.eye(3), np.zeros(3), 1.0, 0.001)
+    proposal = Proposal(np.array([0.0, 0.0]), Z, "duck", "detector")
+    return CropResult(proposal, "duck", 0.99, np.eye(4), fit, points, 0.9)
+
+
+def test_explained_pixels_cover_a_fitted_objects_mask_and_nothing_else():
+    explained = explained_pixels([_result_over(slice(200, 260), slice(300, 380))], (480, 640), INTR)
+    assert explained[200:260, 300:380].all()  # the cell grid is closed
+    assert not explained[:190].any() and not explained[:, :290].any()
+    # A lego pressed against that duck is what the second look is for.
+    above = np.zeros((480, 640), bool)
+    above[200:260, 300:380] = True
+    above[230:258, 380:408] = True
+    residual = uncovered_proposals(above, explained, _flat_points(), INTR, source="residual")
+    assert len(residual) == 1 and residual[0].class_name == "lego" and residual[0].source == "residual"
+
+
+def _pose(**extras) -> ObjectPose:
+    base = {"class_prob": 0.99, "score": 0.5, "free_space": 0.02, "source": "residual"}
+    return ObjectPose("lego", np.zeros(3), np.array([0.0, 0.0, 0.0, 1.0]), 0.5, base | extras)
+
+
+def test_a_second_look_answer_must_explain_the_depth():
+    assert _second_look_holds(_pose())
+    assert not _second_look_holds(_pose(class_prob=0.8))
+    assert not _second_look_holds(_pose(score=0.9))  # the model's surface misses the depth
+    assert not _second_look_holds(_pose(free_space=0.3))  # the model sits where the camera sees through
