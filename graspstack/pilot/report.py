@@ -114,7 +114,10 @@ def write_report(outcome: dict, prom: Prometheus, out_dir: str | Path | None = N
                 "gathers more).",
             ]
         if s["checks"]:
-            lines += ["", "Queries:", ""] + [f"- {g['gate']}: `{g['query']}`" for g in s["checks"][-1]]
+            lines += ["", "Queries (a miss is weighed by its evidence queries):", ""]
+            for g in s["checks"][-1]:
+                lines.append(f"- {g['gate']}: `{g['query']}`")
+                lines += [f"  - evidence: `{q}`" for q in g.get("evidence_queries", ())]
         failures = s["robot"].get("failures") or {}
         if failures:
             lines += ["", "Robot failures: " + ", ".join(f"{k} ({v})" for k, v in failures.items())]

@@ -35,6 +35,7 @@ class GateResult:
     passed: bool | None  # None: no data yet, or a miss within the noise
     verdict: str = ""  # pass | fail | inconclusive | no data
     count: float | None = None  # events the value rests on (gates with a count query)
+    evidence_queries: tuple[str, ...] = ()  # count and share queries, run to weigh a miss
 
 
 @dataclass
@@ -50,8 +51,11 @@ class StageResult:
 def evaluate(
     prom: Prometheus, gates: list[Gate], version: str, stage: str, window_s: int, service: str
 ) -> list[GateResult]:
+    def render(q: str) -> str:
+        return q.format(version=version, stage=stage, window=f"{window_s}s", service=service)
+
     def query(q: str, gate: str) -> tuple[str, float | None]:
-        expr = q.format(version=version, stage=stage, window=f"{window_s}s", service=service)
+        expr = render(q)
         try:
             return expr, prom.scalar(expr)
         except PrometheusError as err:
@@ -68,7 +72,8 @@ def evaluate(
             if count is None or share is None or not g.significant_miss(share, count):
                 verdict = "inconclusive"
         passed = {"pass": True, "fail": False}.get(verdict)  # None: no data, or a miss within the noise
-        results.append(GateResult(g.name, expr, value, g.threshold, g.op, passed, verdict, count))
+        evidence = tuple(render(q) for q in (g.count_query, g.share_query) if q)
+        results.append(GateResult(g.name, expr, value, g.threshold, g.op, passed, verdict, count, evidence))
     return results
 
 

@@ -122,3 +122,6 @@ def test_a_miss_within_the_noise_is_inconclusive_and_a_clear_one_fails(scraped):
         assert edge[name].count == pytest.approx(100 if name.startswith("within") else 50, rel=0.25)
         assert worse[name].verdict == "fail" and worse[name].passed is False, worse[name]
     assert edge["grasp success ratio"].verdict == "pass"
+    # The report shows what a miss was weighed by: the count query, and for p99 the slow share.
+    assert len(edge["pose p99 latency (s)"].evidence_queries) == 2
+    assert all('model_version="edge"' in q for q in edge["pose p99 latency (s)"].evidence_queries)

@@ -20,6 +20,7 @@ def _gate(name: str, value: float, verdict: str, count: float | None = None) -> 
         "passed": passed,
         "verdict": verdict,
         "count": count,
+        "evidence_queries": ["n"] if count is not None else [],
     }
 
 
@@ -52,5 +53,6 @@ def test_held_stage_names_the_inconclusive_gates(tmp_path):
     text = report.read_text()
     assert "| 2 | within-spec ratio | 0.884 | >= 0.9 | miss within the noise (428 events) |" in text
     assert "Held: the last check's misses (within-spec ratio) are within sampling noise" in text
+    assert "- within-spec ratio: `q`\n  - evidence: `n`" in text  # the query the miss was weighed by
     assert "FAIL" not in text
     assert json.loads((report.parent / "pilot.json").read_text())["final_decision"] == "hold"
