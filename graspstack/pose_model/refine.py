@@ -7,9 +7,10 @@ refined against the object's back-projected points in a table frame:
 - free ICP (6-DoF), for objects leaning on others or stacked;
 - free ICP with the object kept standing on the table (skipped with table_hypothesis=False: from
   CropNet's fits, which start close, it never won on validation scenes and costs ~10% of the time);
-- the nearest stable resting pose at the network's yaw, with planar ICP and the scripted score
-  search (`_polish`): on a settled object only yaw and the table position are unknown, which is
-  what makes the millimetre/degree fits of the baseline possible.
+- the nearest stable resting pose at the network's yaw (and, per class, at a few yaw offsets from
+  it), with planar ICP and the scripted score search (`_polish`): on a settled object only yaw and
+  the table position are unknown, which is what makes the millimetre/degree fits of the baseline
+  possible.
 
 The scripted score (surface distance + free-space violation) picks among them. Because all start at
 the network's answer, there is no yaw grid to search: that search is most of the baseline's latency.
@@ -27,6 +28,7 @@ from graspstack.predictors.scripted.fit import (
     _free_icp,
     _planar_icp,
     _polish,
+    _rz,
     _score,
     fit_segment,
     model_cloud,
@@ -54,11 +56,6 @@ def _yaw_of(R: np.ndarray, R0: np.ndarray) -> float:
     return float(np.arctan2(M[1, 0] - M[0, 1], M[0, 0] + M[1, 1]))
 
 
-def _rz(theta: float) -> np.ndarray:
-    c, s = np.cos(theta), np.sin(theta)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
 def refine_pose(
     T_init: np.ndarray,
     points_cam: np.ndarray,
@@ -73,6 +70,7 @@ def refine_pose(
     polish_levels: tuple[tuple[float, float], ...] = POLISH_LEVELS,
     polish_rounds: int = 3,
     light_search: bool = False,
+    resting_yaw_offsets_deg: tuple[float, ...] = (0.0,),
 ) -> Refined:
     rng = np.random.default_rng(seed)
     cloud = model_cloud(class_name)
@@ -99,11 +97,16 @@ def refine_pose(
     best = max(resting, key=lambda p: float(p.up_obj @ up_obj), default=None)
     if best is not None and np.degrees(np.arccos(np.clip(best.up_obj @ up_obj, -1, 1))) < RESTING_MAX_DEG:
         Rr0 = best.rotation()
-        Rr = _rz(_yaw_of(R0, Rr0)) @ Rr0
-        tr = np.array([t0[0], t0[1], best.height_m])
-        R, t = _planar_icp(Q, Rr[None], tr[None], cloud, 10, (0.02, 2.0 * tol))
+        yaw = _yaw_of(R0, Rr0)
+        Rr = _rz(yaw + np.radians(np.asarray(resting_yaw_offsets_deg))) @ Rr0
+        # Turned about the model's centre, not its origin, so that every start stays on the object.
+        c = cloud.dense.mean(axis=0)
+        tr = np.tile([t0[0], t0[1], best.height_m], (len(Rr), 1))
+        tr[:, :2] += (_rz(yaw) @ Rr0 @ c - Rr @ c)[:, :2]
+        R, t = _planar_icp(Q, Rr, tr, cloud, 10, (0.02, 2.0 * tol))
         R, t = _polish(Q[:POLISH_POINTS], R, t, cloud, T_ct, depth_m, intr, tol, polish_levels, polish_rounds)
-        hyps_R.append(R[0]), hyps_t.append(t[0]), names.append("resting")
+        for k in range(len(Rr)):
+            hyps_R.append(R[k]), hyps_t.append(t[k]), names.append("resting")
 
     R_all, t_all = np.stack(hyps_R), np.stack(hyps_t)
     score, inliers, violation = _score(Q, R_all, t_all, cloud, T_ct, depth_m, intr, tol)
