@@ -71,6 +71,7 @@ def refine_pose(
     polish_rounds: int = 3,
     light_search: bool = False,
     resting_yaw_offsets_deg: tuple[float, ...] = (0.0,),
+    search_nearest_resting: int | None = None,
 ) -> Refined:
     rng = np.random.default_rng(seed)
     cloud = model_cloud(class_name)
@@ -114,7 +115,14 @@ def refine_pose(
         # None of the network-seeded fits explains the depth: the network's rotation was probably
         # outside ICP's reach. The baseline's full resting-pose and yaw search is slow but does not
         # need a starting point, so it is worth its cost on these few objects.
-        fit = fit_segment(points_cam, plane, class_name, resting, depth_m, intr, seed, light=light_search)
+        # Limited to the resting poses nearest the seeded tilt, the search costs a fraction (a teddy
+        # has 9 resting poses, each a grid of yaws): a wrong yaw is what it is there to fix.
+        candidates = (
+            sorted(resting, key=lambda p: -float(p.up_obj @ up_obj))[:search_nearest_resting]
+            if search_nearest_resting
+            else resting
+        )
+        fit = fit_segment(points_cam, plane, class_name, candidates, depth_m, intr, seed, light=light_search)
         T_to = np.linalg.inv(T_ct) @ fit.T_cam_obj
         R_all = np.concatenate([R_all, T_to[None, :3, :3]])
         t_all = np.concatenate([t_all, T_to[None, :3, 3]])
