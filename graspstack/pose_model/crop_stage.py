@@ -65,16 +65,23 @@ def uncovered_proposals(
     could be."""
     free = (above & ~covered).astype(np.uint8)
     free = cv2.morphologyEx(free, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
-    _, comp, stats, centroids = cv2.connectedComponentsWithStats(free, connectivity=8)
+    # Labelled within the free pixels' bounding box: the whole frame costs ~1.4 ms a call, mostly table.
+    x0, y0, bw, bh = cv2.boundingRect(free)
+    if bw == 0:
+        return []
+    box = (slice(y0, y0 + bh), slice(x0, x0 + bw))
+    _, comp, stats, centroids = cv2.connectedComponentsWithStats(free[box], connectivity=8)
+    box_points = points[box]
     out = []
     for k in np.argsort(-stats[1:, cv2.CC_STAT_AREA]) + 1:  # largest first
         if stats[k, cv2.CC_STAT_AREA] < UNCOVERED_MIN_PIXELS:
             break
-        x, y, w, h = (int(v) for v in stats[k, :4])  # left, top, width, height
-        z = float(np.median(points[y : y + h, x : x + w][comp[y : y + h, x : x + w] == k][:, 2]))
+        x, y, w, h = (int(v) for v in stats[k, :4])  # left, top, width, height (in the box)
+        z = float(np.median(box_points[y : y + h, x : x + w][comp[y : y + h, x : x + w] == k][:, 2]))
         extent_m = max(w, h) * z / intr.fx
         size_as = "lego" if extent_m < SMALL_BLOB_M else GENERIC_CLASS
-        out.append(Proposal(centroids[k].astype(float), z + 0.01, size_as, source))
+        centre = centroids[k] + np.array([x0, y0], float)
+        out.append(Proposal(centre, z + 0.01, size_as, source))
     return out
 
 

@@ -34,7 +34,7 @@ from graspstack.predictors.scripted.fit import model_cloud
 from graspstack.predictors.scripted.predictor import _suppress_duplicates
 from graspstack.predictors.scripted.priors import load_priors
 from graspstack.predictors.scripted.segment import object_mask
-from graspstack.predictors.scripted.table import back_project, fit_plane
+from graspstack.predictors.scripted.table import back_project, denoise_depth, table_plane
 
 PLANE_SAMPLES = 2000  # the table fills most of the frame: 2000 points pin it as well as 4000
 MIN_POINTS = 20
@@ -132,16 +132,9 @@ class ModelPredictor:
         timings["decode"] = (t2 - t1) * 1e3
 
         intr = frame.intrinsics
-        raw = frame.depth_m.astype(np.float32)
-        depth = cv2.medianBlur(raw, 5)  # as the scripted baseline: 2.5x less noise, sharp borders
-        valid = (raw > 0) & (depth > 0)
-        depth = np.where(valid, depth, 0.0).astype(np.float32)
+        depth, valid = denoise_depth(frame.depth_m)  # as the scripted baseline
         points = back_project(depth, intr)
-        flat = points[valid]
-        plane = None
-        if len(flat) >= 100:
-            sample = flat[np.random.default_rng(0).integers(0, len(flat), size=min(PLANE_SAMPLES, len(flat)))]
-            plane, _ = fit_plane(sample, iterations=PLANE_ITERATIONS, threshold_m=0.008)
+        plane = table_plane(points, valid, samples=PLANE_SAMPLES, iterations=PLANE_ITERATIONS)
         t3 = time.perf_counter()
         timings["table"] = (t3 - t2) * 1e3
 

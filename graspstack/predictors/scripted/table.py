@@ -102,10 +102,18 @@ def denoise_depth(depth_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(valid, depth, 0.0).astype(np.float32), valid
 
 
-def table_plane(points: np.ndarray, valid: np.ndarray, threshold_m: float = 0.008) -> Plane | None:
+def table_plane(
+    points: np.ndarray,
+    valid: np.ndarray,
+    threshold_m: float = 0.008,
+    samples: int = PLANE_SAMPLES,
+    iterations: int = 150,
+) -> Plane | None:
     """The table under the objects, from HxWx3 points; None when the frame has too little depth."""
-    flat = points[valid]
-    if len(flat) < 100:
+    # Drawing pixel indices rather than copying every valid point first (`points[valid]` copies
+    # ~300k points, 4 ms): the same sample, bit for bit, since boolean indexing is in this order.
+    idx = np.flatnonzero(valid)
+    if len(idx) < 100:
         return None
-    sample = flat[np.random.default_rng(0).integers(0, len(flat), size=min(PLANE_SAMPLES, len(flat)))]
-    return fit_plane(sample, threshold_m=threshold_m)[0]
+    pick = idx[np.random.default_rng(0).integers(0, len(idx), size=min(samples, len(idx)))]
+    return fit_plane(points.reshape(-1, 3)[pick], iterations=iterations, threshold_m=threshold_m)[0]
