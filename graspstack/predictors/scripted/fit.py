@@ -83,11 +83,14 @@ def _lookup(cloud: ModelCloud, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     The distance is exact from the nearest sample to the query point (only the choice of sample is
     quantised); points outside the grid get FAR_M and index 0.
     """
-    ijk = np.rint((P - cloud.origin) * (1.0 / VOXEL_M)).astype(np.int64)
-    shape = cloud.nearest.shape
-    inside = np.all((ijk >= 0) & (ijk < shape), axis=-1)
-    # One flat index instead of three fancy indices: the lookup runs thousands of times per frame.
-    flat = (ijk[..., 0] * shape[1] + ijk[..., 1]) * shape[2] + ijk[..., 2]
+    ijk = np.rint((P - cloud.origin) * (1.0 / VOXEL_M)).astype(np.intp)
+    i, j, k = ijk[..., 0], ijk[..., 1], ijk[..., 2]
+    s0, s1, s2 = cloud.nearest.shape
+    # The lookup runs thousands of times per frame: one unsigned comparison per axis checks both
+    # bounds (a negative index wraps to a huge one), and is twice as fast as a reduction over the
+    # length-3 axis; one flat index instead of three fancy indices.
+    inside = (i.astype(np.uintp) < s0) & (j.astype(np.uintp) < s1) & (k.astype(np.uintp) < s2)
+    flat = (i * s1 + j) * s2 + k
     idx = cloud.nearest.ravel()[np.where(inside, flat, 0)]
     diff = cloud.dense[idx] - P
     d = np.sqrt(np.einsum("...i,...i->...", diff, diff))
