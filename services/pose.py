@@ -6,6 +6,7 @@ shadow serves the scripted baseline behind the same interface and mirrors nothin
 
 from __future__ import annotations
 
+import functools
 import time
 
 import grpc
@@ -87,8 +88,8 @@ def resolve_version(version: str) -> str:
     return active_version()
 
 
-def load_version(version: str) -> Predictor:
-    return load_predictor(version if version in BASELINES else f"model:{version}")
+def load_version(version: str, threads: int = 2) -> Predictor:
+    return load_predictor(version if version in BASELINES else f"model:{version}", threads=threads)
 
 
 def _shadow_client(target: str, timeout_s: float):
@@ -119,7 +120,7 @@ def build(settings: PoseSettings | None = None) -> tuple[ServiceSpec, PoseSettin
     settings = settings or PoseSettings()
     version = resolve_version(settings.model)
     estimator = PoseEstimator(
-        load_version,
+        functools.partial(load_version, threads=settings.torch_threads),
         version,
         service="pose",
         stage=settings.stage,

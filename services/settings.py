@@ -67,6 +67,11 @@ class PoseSettings(ServerSettings, RedisSettingsMixin):
     warmup_rounds: int = Field(
         default=3, ge=0, le=20, description="lab frames run through a model before it serves (0 = off)"
     )
+    # One thread: on a host shared with the shadow and other services, a two-thread convolution waits
+    # for whichever thread was preempted. make capacity, 1 robot on 2 cores: pose p99 84-86 ms and
+    # compute mean 47-50 ms with 1 thread, 110-130 ms and 58-64 ms with 2. Raise it on a host
+    # whose cores the pose service has to itself.
+    torch_threads: int = Field(default=1, ge=1, le=64, description="torch intra-op threads for the model")
     shadow_target: str = Field(default="127.0.0.1:50054", description="host:port of the shadow; empty = off")
     shadow_queue: int = Field(default=32, ge=1, description="mirrored frames waiting; more are dropped")
     shadow_timeout_s: float = Field(default=10.0, gt=0)

@@ -16,8 +16,10 @@ class Predictor(Protocol):
     def predict(self, frame: Frame) -> list[ObjectPose]: ...
 
 
-def load_predictor(spec: str) -> Predictor:
-    """Build a predictor from its name: `mean`, `scripted`, `model[:VERSION]` (default: the active one)."""
+def load_predictor(spec: str, threads: int = 2) -> Predictor:
+    """Build a predictor from its name: `mean`, `scripted`, `model[:VERSION]` (default: the active one).
+
+    `threads`: torch's intra-op threads for a model's networks."""
     name, _, arg = spec.partition(":")
     if name == "mean":
         from graspstack.predictors.mean import MeanPosePredictor
@@ -30,5 +32,5 @@ def load_predictor(spec: str) -> Predictor:
     if name == "model":
         from graspstack.pose_model.infer import ModelPredictor
 
-        return ModelPredictor(arg or None)
+        return ModelPredictor(arg or None, threads=threads)
     raise ValueError(f"unknown predictor {spec!r}: expected one of mean, scripted, model[:VERSION]")
