@@ -1,26 +1,34 @@
-"""Depth refinement from a start whose yaw is off: the resting-pose starts at yaw offsets recover it."""
+"""Depth refinement from starts that are off the way the networks' answers are: turned in yaw (the
+resting-pose starts at yaw offsets recover it) or tilted off a resting pose (the snap sets it down)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
 from graspstack.geometry import quat_to_matrix
 from graspstack.metric import angular_error_deg, within_spec
-from graspstack.pose_model.refine import refine_pose
-from graspstack.predictors.scripted.fit import _rz
+from graspstack.pose_model.infer import POLISH_LEVELS_FROM_FIT
+from graspstack.pose_model.refine import _snap_to_resting, refine_pose
+from graspstack.predictors.scripted.fit import _rz, model_cloud
 from graspstack.predictors.scripted.priors import load_priors
 from graspstack.predictors.scripted.table import back_project, fit_plane
 
 
-def _turned_about_table_normal(T: np.ndarray, plane, degrees: float) -> np.ndarray:
-    """T_cam_obj turned by `degrees` about the table's normal through the object's origin."""
+def _turned(T: np.ndarray, plane, yaw_deg: float = 0.0, tilt_deg: float = 0.0) -> np.ndarray:
+    """T_cam_obj turned about the table's normal, then tilted about a table axis, through its origin."""
     T_ct = plane.frame(T[:3, 3])
     T_to = np.linalg.inv(T_ct) @ T
-    T_to[:3, :3] = _rz(np.radians(degrees)) @ T_to[:3, :3]
+    c, s = np.cos(np.radians(tilt_deg)), np.sin(np.radians(tilt_deg))
+    tilt = np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+    T_to[:3, :3] = tilt @ _rz(np.radians(yaw_deg)) @ T_to[:3, :3]
     return T_ct @ T_to
 
 
-def _within_spec_from_turned_starts(scenes, offsets: tuple[float, ...]) -> list[bool]:
+def _within_spec_after_refine(
+    scenes, start: Callable[[np.ndarray, object], np.ndarray], classes: set[str], **options
+) -> list[bool]:
     resting = load_priors().resting
     out = []
     for r in scenes:
@@ -29,12 +37,12 @@ def _within_spec_from_turned_starts(scenes, offsets: tuple[float, ...]) -> list[
         plane, _ = fit_plane(frame_points[valid][::20], seed=0)
         for k, gt in enumerate(r.scene.ground_truth()):
             pts = frame_points[(r.masks == k + 1) & valid]
-            if gt.class_name == "lego" or len(pts) < 200:
-                continue  # lego's yaw is ambiguous under its symmetry; too few points says little
+            if gt.class_name not in classes or len(pts) < 100:
+                continue  # too few points says little
             T_gt = np.eye(4)
             T_gt[:3, :3], T_gt[:3, 3] = quat_to_matrix(gt.quaternion_xyzw), gt.position_m
             fit = refine_pose(
-                _turned_about_table_normal(T_gt, plane, 20.0),
+                start(T_gt, plane),
                 pts,
                 gt.class_name,
                 plane,
@@ -42,7 +50,7 @@ def _within_spec_from_turned_starts(scenes, offsets: tuple[float, ...]) -> list[
                 r.depth_m,
                 r.scene.intrinsics_obj(),
                 table_hypothesis=False,
-                resting_yaw_offsets_deg=offsets,
+                **options,
             )
             te = float(np.linalg.norm(fit.T_cam_obj[:3, 3] - gt.position_m))
             out.append(within_spec(te, angular_error_deg(gt.class_name, T_gt[:3, :3], fit.T_cam_obj[:3, :3])))
@@ -50,8 +58,44 @@ def _within_spec_from_turned_starts(scenes, offsets: tuple[float, ...]) -> list[
 
 
 def test_starts_20_degrees_off_in_yaw_are_recovered_with_yaw_offsets(nominal_scenes):
-    plain = _within_spec_from_turned_starts(nominal_scenes, (0.0,))
-    offset = _within_spec_from_turned_starts(nominal_scenes, (0.0, -20.0, 20.0))
+    def start(T, plane):
+        return _turned(T, plane, yaw_deg=20.0)
+
+    # Not the lego: its yaw is ambiguous under its symmetry.
+    classes = {"duck", "teddy", "mug", "jenga"}
+    plain = _within_spec_after_refine(nominal_scenes, start, classes)
+    offsets = (0.0, -20.0, 20.0)
+    offset = _within_spec_after_refine(nominal_scenes, start, classes, resting_yaw_offsets_deg=offsets)
     assert len(offset) >= 10
     # Measured: 16 of 17 with the offsets (one duck, fitted free, stays 5.4 deg off), 13 without.
     assert np.mean(offset) >= 0.9 and sum(offset) > sum(plain)
+
+
+def test_a_fit_tilted_off_a_resting_pose_is_set_down_unless_clearly_better(nominal_scenes):
+    r = nominal_scenes[0]
+    intr = r.scene.intrinsics_obj()
+    frame_points = back_project(r.depth_m, intr)
+    valid = r.depth_m > 0
+    plane, _ = fit_plane(frame_points[valid][::20], seed=0)
+    k, gt = max(enumerate(r.scene.ground_truth()), key=lambda kg: int((r.masks == kg[0] + 1).sum()))
+    pts = frame_points[(r.masks == k + 1) & valid]
+    T_ct = plane.frame(pts.mean(axis=0))
+    Q = (pts - T_ct[:3, 3]) @ T_ct[:3, :3]
+    T_gt = np.eye(4)
+    T_gt[:3, :3], T_gt[:3, 3] = quat_to_matrix(gt.quaternion_xyzw), gt.position_m
+    resting = load_priors().resting[gt.class_name]
+    cloud = model_cloud(gt.class_name)
+    tol = max(0.004, 3.0 * float(plane.depth_sigma(float(np.median(pts[:, 2])))))
+
+    def snap(tilt_deg: float, score: float):
+        T_to = np.linalg.inv(T_ct) @ _turned(T_gt, plane, tilt_deg=tilt_deg)
+        args = (cloud, resting, 15.0, T_ct, r.depth_m, intr, tol, POLISH_LEVELS_FROM_FIT, 2)
+        return _snap_to_resting(Q, T_to[:3, :3], T_to[:3, 3], score, *args)
+
+    snapped = snap(6.0, score=1.0)  # a tilted winner that explains the depth no better than flat
+    assert snapped is not None
+    T_cam = T_ct @ snapped[0]
+    te = float(np.linalg.norm(T_cam[:3, 3] - gt.position_m))
+    assert within_spec(te, angular_error_deg(gt.class_name, T_gt[:3, :3], T_cam[:3, :3]))
+    assert snap(6.0, score=-1.0) is None  # the tilted fit is clearly better: it stays (leaning)
+    assert snap(40.0, score=1.0) is None  # too far from any resting pose to be one
