@@ -58,6 +58,42 @@ def _yaw_of(R: np.ndarray, R0: np.ndarray) -> float:
     return float(np.arctan2(M[1, 0] - M[0, 1], M[0, 0] + M[1, 1]))
 
 
+def _nearest_resting(resting: list[RestingPose], R: np.ndarray) -> tuple[RestingPose | None, float]:
+    """The resting pose whose up vector is nearest R's (table frame), and the angle between (deg)."""
+    up = R.T @ np.array([0.0, 0.0, 1.0])  # table up seen in the object frame
+    near = max(resting, key=lambda p: float(p.up_obj @ up), default=None)
+    if near is None:
+        return None, 180.0
+    return near, float(np.degrees(np.arccos(np.clip(near.up_obj @ up, -1.0, 1.0))))
+
+
+def _set_down(
+    Q: np.ndarray,
+    pose: RestingPose,
+    R: np.ndarray,
+    t: np.ndarray,
+    yaw_offsets_deg: tuple[float, ...],
+    cloud,
+    T_ct: np.ndarray,
+    depth_m: np.ndarray,
+    intr: Intrinsics,
+    tol: float,
+    polish_levels: tuple[tuple[float, float], ...],
+    polish_rounds: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Starts on resting `pose` at R's yaw (plus offsets) where t stands, fitted along the table:
+    planar ICP, then the score's pattern search. (H, 3, 3) rotations and (H, 3) translations."""
+    Rr0 = pose.rotation()
+    yaw = _yaw_of(R, Rr0)
+    Rr = _rz(yaw + np.radians(np.asarray(yaw_offsets_deg))) @ Rr0
+    # Turned about the model's centre, not its origin, so that every start stays on the object.
+    c = cloud.dense.mean(axis=0)
+    tr = np.tile([t[0], t[1], pose.height_m], (len(Rr), 1))
+    tr[:, :2] += (_rz(yaw) @ Rr0 @ c - Rr @ c)[:, :2]
+    Rr, tr = _planar_icp(Q, Rr, tr, cloud, 10, (0.02, 2.0 * tol))
+    return _polish(Q[:POLISH_POINTS], Rr, tr, cloud, T_ct, depth_m, intr, tol, polish_levels, polish_rounds)
+
+
 def refine_pose(
     T_init: np.ndarray,
     points_cam: np.ndarray,
@@ -96,20 +132,12 @@ def refine_pose(
         R, t = _free_icp(Q, R, t, cloud, 6, 2.0 * tol, touch_table=True)
         hyps_R.append(R[0]), hyps_t.append(t[0]), names.append("table")
 
-    # Resting pose nearest to the network's tilt: table up (z) seen in the object frame.
-    up_obj = R0.T @ np.array([0.0, 0.0, 1.0])
-    best = max(resting, key=lambda p: float(p.up_obj @ up_obj), default=None)
-    if best is not None and np.degrees(np.arccos(np.clip(best.up_obj @ up_obj, -1, 1))) < RESTING_MAX_DEG:
-        Rr0 = best.rotation()
-        yaw = _yaw_of(R0, Rr0)
-        Rr = _rz(yaw + np.radians(np.asarray(resting_yaw_offsets_deg))) @ Rr0
-        # Turned about the model's centre, not its origin, so that every start stays on the object.
-        c = cloud.dense.mean(axis=0)
-        tr = np.tile([t0[0], t0[1], best.height_m], (len(Rr), 1))
-        tr[:, :2] += (_rz(yaw) @ Rr0 @ c - Rr @ c)[:, :2]
-        R, t = _planar_icp(Q, Rr, tr, cloud, 10, (0.02, 2.0 * tol))
-        R, t = _polish(Q[:POLISH_POINTS], R, t, cloud, T_ct, depth_m, intr, tol, polish_levels, polish_rounds)
-        for k in range(len(Rr)):
+    # Resting pose nearest to the network's tilt.
+    best, off_deg = _nearest_resting(resting, R0)
+    if best is not None and off_deg < RESTING_MAX_DEG:
+        settle = (cloud, T_ct, depth_m, intr, tol, polish_levels, polish_rounds)
+        R, t = _set_down(Q, best, R0, t0, resting_yaw_offsets_deg, *settle)
+        for k in range(len(R)):
             hyps_R.append(R[k]), hyps_t.append(t[k]), names.append("resting")
 
     R_all, t_all = np.stack(hyps_R), np.stack(hyps_t)
@@ -120,6 +148,7 @@ def refine_pose(
         # need a starting point, so it is worth its cost on these few objects.
         # Limited to the resting poses nearest the seeded tilt, the search costs a fraction (a teddy
         # has 9 resting poses, each a grid of yaws): a wrong yaw is what it is there to fix.
+        up_obj = R0.T @ np.array([0.0, 0.0, 1.0])
         candidates = (
             sorted(resting, key=lambda p: -float(p.up_obj @ up_obj))[:search_nearest_resting]
             if search_nearest_resting
@@ -180,18 +209,10 @@ def _snap_to_resting(
     the margin keeps a fit that is clearly better tilted (an object leaning on another).
     Returns (T_table_obj, score, inlier ratio, free-space violation) or None.
     """
-    up = R.T @ np.array([0.0, 0.0, 1.0])
-    near = max(resting, key=lambda p: float(p.up_obj @ up), default=None)
-    if near is None:
+    near, off = _nearest_resting(resting, R)
+    if near is None or not SNAP_MIN_DEG < off < max_deg:
         return None
-    off = float(np.degrees(np.arccos(np.clip(near.up_obj @ up, -1.0, 1.0))))
-    if not SNAP_MIN_DEG < off < max_deg:
-        return None
-    Rr0 = near.rotation()
-    Rs = (_rz(_yaw_of(R, Rr0)) @ Rr0)[None]
-    ts = np.array([[t[0], t[1], near.height_m]])
-    Rs, ts = _planar_icp(Q, Rs, ts, cloud, 10, (0.02, 2.0 * tol))
-    Rs, ts = _polish(Q[:POLISH_POINTS], Rs, ts, cloud, T_ct, depth_m, intr, tol, polish_levels, polish_rounds)
+    Rs, ts = _set_down(Q, near, R, t, (0.0,), cloud, T_ct, depth_m, intr, tol, polish_levels, polish_rounds)
     sc, inl, vio = _score(Q, Rs, ts, cloud, T_ct, depth_m, intr, tol)
     if float(sc[0]) > score + SNAP_MARGIN:
         return None
