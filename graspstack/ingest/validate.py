@@ -22,8 +22,8 @@ DEFAULT_DEPTH_SCALE = 0.001
 MAX_DEPTH_SCALE = 0.01  # 1 cm per count: coarser than any depth camera we support
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_DECODER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="frame-decode")
 _JPEG_MAGIC = b"\xff\xd8\xff"
+_DECODER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="frame-decode")
 
 
 class FrameError(ValueError):

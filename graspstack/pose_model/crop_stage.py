@@ -18,6 +18,7 @@ import torch
 
 from graspstack.catalogue import CLASS_NAMES
 from graspstack.frames import Frame, Intrinsics
+from graspstack.geometry import project_points
 from graspstack.pose_model.correspond import RigidFit, ransac_rigid
 from graspstack.pose_model.crop_net import COORD_SCALE_M, CROP_STRIDE, CropNet, crop_input
 from graspstack.pose_model.crops import CROP_PX, CropWindow, back_project_crop, crop_side_m, window_for
@@ -60,9 +61,10 @@ def uncovered_proposals(
     points: np.ndarray,
     intr: Intrinsics,
     source: str = "uncovered",
+    limit: int | None = None,
 ) -> list[Proposal]:
-    """Blobs of above-table pixels outside `covered`, largest first, each with a crop sized to what it
-    could be."""
+    """Blobs of above-table pixels outside `covered`, largest first (the `limit` largest), each with a
+    crop sized to what it could be."""
     free = (above & ~covered).astype(np.uint8)
     free = cv2.morphologyEx(free, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
     # Labelled within the free pixels' bounding box: the whole frame costs ~1.4 ms a call, mostly table.
@@ -73,7 +75,7 @@ def uncovered_proposals(
     _, comp, stats, centroids = cv2.connectedComponentsWithStats(free[box], connectivity=8)
     box_points = points[box]
     out = []
-    for k in np.argsort(-stats[1:, cv2.CC_STAT_AREA]) + 1:  # largest first
+    for k in (np.argsort(-stats[1:, cv2.CC_STAT_AREA]) + 1)[:limit]:  # largest first
         if stats[k, cv2.CC_STAT_AREA] < UNCOVERED_MIN_PIXELS:
             break
         x, y, w, h = (int(v) for v in stats[k, :4])  # left, top, width, height (in the box)
@@ -89,9 +91,7 @@ def explained_pixels(results: list[CropResult], hw: tuple[int, int], intr: Intri
     """Pixels that the accepted crops' object masks account for (grown to close the cell grid)."""
     mask = np.zeros(hw, np.uint8)
     for r in results:
-        P = r.points
-        u = np.round(intr.fx * P[:, 0] / P[:, 2] + intr.cx).astype(int)
-        v = np.round(intr.fy * P[:, 1] / P[:, 2] + intr.cy).astype(int)
+        u, v = np.round(project_points(r.points, intr.fx, intr.fy, intr.cx, intr.cy)).astype(int).T
         inside = (u >= 0) & (u < hw[1]) & (v >= 0) & (v < hw[0])
         mask[v[inside], u[inside]] = 1
     return cv2.dilate(mask, np.ones((EXPLAINED_GROW_PX, EXPLAINED_GROW_PX), np.uint8)) > 0

@@ -186,7 +186,7 @@ class ModelPredictor:
         # out. On 150 nominal validation scenes the two passes found all 7 missed legos (5 within spec).
         t1 = time.perf_counter()
         unexplained = covered & ~explained_pixels(results, above.shape, intr)
-        residual = uncovered_proposals(above, ~unexplained, points, intr, "residual")[:MAX_RESIDUAL_PROPOSALS]
+        residual = uncovered_proposals(above, ~unexplained, points, intr, "residual", MAX_RESIDUAL_PROPOSALS)
         timings["proposals"] += (time.perf_counter() - t1) * 1e3
         if residual:
             results += self.crop_stage.run(frame, residual, plane.depth_sigma)
