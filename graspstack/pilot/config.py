@@ -4,8 +4,10 @@ A gate is a PromQL expression over the stage's analysis window with a threshold.
 `checks` evaluations `interval_s` apart while the lab robot drives traffic; more than
 `failure_limit` failed checks roll the candidate back, and a stage whose checks never see data holds.
 With a count query a gate fails only on a miss that sampling noise does not explain; a smaller miss
-is "inconclusive": it fails no check, and a stage whose last check is inconclusive holds rather
-than promotes.
+is "inconclusive": it fails no check. A stage whose planned checks end inconclusive goes on checking
+(its window, and so its evidence, keeps growing) up to `max_checks`, and holds if that does not
+settle it. The analysis window opens `settle_s` after the stage's traffic starts: the first seconds
+of a new candidate (and of a system just brought up) say nothing about how it serves.
 """
 
 from __future__ import annotations
@@ -120,9 +122,17 @@ class Stage(BaseModel):
     seed: int = Field(description="held-out lab seed for this stage's scenes (>= 9000)")
     canary_weight: float = Field(default=1.0, gt=0, le=1, description="share of traffic to the candidate")
     checks: int = Field(default=3, ge=1)
+    max_checks: int | None = Field(
+        default=None, description="while the last check is inconclusive, check again up to this (2 x checks)"
+    )
     interval_s: float = Field(default=15.0, gt=0)
+    settle_s: float = Field(default=10.0, ge=0, description="traffic before the analysis window opens")
     failure_limit: int = Field(default=0, ge=0)
     gates: list[Gate]
+
+    @property
+    def check_limit(self) -> int:
+        return max(self.checks, self.max_checks if self.max_checks is not None else 2 * self.checks)
 
 
 class PilotConfig(BaseModel):
@@ -144,10 +154,12 @@ class PilotConfig(BaseModel):
             stages=[
                 Stage(name="lab", seed=9201, gates=default_gates(within_spec=0.9, grasp_success=0.85)),
                 Stage(name="pilot", seed=9202, gates=default_gates(within_spec=0.9, grasp_success=0.85)),
+                # The canary sees half the robot's traffic: twice the checks gather the same evidence.
                 Stage(
                     name="production",
                     seed=9203,
                     canary_weight=0.5,
+                    checks=6,
                     gates=default_gates(within_spec=0.9, grasp_success=0.85),
                 ),
             ]

@@ -97,9 +97,17 @@ def write_report(outcome: dict, prom: Prometheus, out_dir: str | Path | None = N
         lines += [
             f"### {s['stage']}: {s['decision']}",
             "",
-            "| check | gate | value | threshold | result |",
-            "|---|---|---|---|---|",
         ]
+        extra = len(s["checks"]) - s.get("planned_checks", len(s["checks"]))
+        if s.get("settle_s") or extra > 0:
+            lines += [
+                f"Analysis window opened after {s.get('settle_s', 0):g} s of traffic; "
+                f"{len(s['checks'])} checks"
+                + (f" ({extra} beyond the {s['planned_checks']} planned, for evidence)" if extra > 0 else "")
+                + ".",
+                "",
+            ]
+        lines += ["| check | gate | value | threshold | result |", "|---|---|---|---|---|"]
         for k, check in enumerate(s["checks"], 1):
             for g in check:
                 lines.append(
@@ -110,8 +118,8 @@ def write_report(outcome: dict, prom: Prometheus, out_dir: str | Path | None = N
             lines += [
                 "",
                 f"Held: the last check's misses ({', '.join(unsettled)}) are within sampling noise, so "
-                "the evidence neither promotes nor rolls back; an operator decides (a longer stage "
-                "gathers more).",
+                "the evidence neither promotes nor rolls back, even after the extra checks; an operator "
+                "decides.",
             ]
         if s["checks"]:
             lines += ["", "Queries (a miss is weighed by its evidence queries):", ""]

@@ -46,6 +46,8 @@ class StageResult:
     ended: float
     checks: list[list[GateResult]] = field(default_factory=list)
     robot: dict = field(default_factory=dict)
+    settle_s: float = 0.0  # traffic before the analysis window opened
+    planned_checks: int = 0  # checks beyond these gathered evidence for an inconclusive stage
 
 
 def evaluate(
@@ -141,35 +143,60 @@ def _start_candidate(candidate: str, stage: str, config: PilotConfig) -> int:
     raise TimeoutError(f"candidate {candidate} not SERVING; see runs/local/logs/pose-candidate-{stage}.log")
 
 
+def stage_decision(stage: Stage, checks: list[list[GateResult]]) -> str | None:
+    """What the checks so far decide: promote, rollback or hold; None while the stage checks again.
+
+    More than `failure_limit` failed checks roll back at once. After the planned checks, a clean last
+    check promotes; a last check with a miss (within the noise, or a failure the limit allows) asks
+    for more evidence, up to the stage's check limit, after which the stage holds for an operator.
+    A stage whose last check has no data holds: no traffic reached the candidate.
+    """
+    failures = sum(any(c.passed is False for c in check) for check in checks)
+    if failures > stage.failure_limit:
+        return "rollback"
+    if len(checks) < stage.checks:
+        return None
+    last = checks[-1]
+    if all(c.passed for c in last):
+        return "promote"
+    unsettled = any(c.verdict in ("inconclusive", "fail") for c in last)
+    return None if unsettled and len(checks) < stage.check_limit else "hold"
+
+
 def run_stage(
     stage: Stage, candidate: str, current_target: str, prom: Prometheus, config: PilotConfig, log=print
 ) -> StageResult:
     pid = _start_candidate(candidate, stage.name, config)
     target = f"127.0.0.1:{config.candidate_port}"
-    result = StageResult(stage.name, "hold", time.time(), 0.0)
+    result = StageResult(
+        stage.name, "hold", time.time(), 0.0, settle_s=stage.settle_s, planned_checks=stage.checks
+    )
     try:
         canary = target if stage.canary_weight < 1.0 else None
         with Traffic(stage, current_target if canary else target, canary, config.redis_url) as traffic:
-            failures = 0
-            for k in range(stage.checks):
+            time.sleep(stage.settle_s)
+            opened = time.time()
+            # From the stage's start the series' first (zero) sample must fall inside the window;
+            # after a settle the window starts mid-traffic and increase() extrapolates to its edge.
+            lead = 0.0 if stage.settle_s else config.scrape_settle_s
+            decision = None
+            while decision is None:
                 time.sleep(stage.interval_s)
-                window = int(time.time() - result.started + config.scrape_settle_s)
+                window = int(time.time() - opened + lead)
                 checks = evaluate(prom, stage.gates, candidate, stage.name, window, "pose-candidate")
                 result.checks.append(checks)
-                failed = [c.gate for c in checks if c.passed is False]
-                failures += bool(failed)
+                decision = stage_decision(stage, result.checks)
                 log(
-                    f"[{stage.name}] check {k + 1}/{stage.checks}: "
+                    f"[{stage.name}] check {len(result.checks)}/{stage.checks}"
+                    + (f" (of at most {stage.check_limit})" if len(result.checks) >= stage.checks else "")
+                    + ": "
                     + ", ".join(
-                        f"{c.gate}={'no data' if c.value is None else f'{c.value:.4g}'}" for c in checks
+                        f"{c.gate}={'no data' if c.value is None else f'{c.value:.4g}'}"
+                        + (" (within the noise)" if c.verdict == "inconclusive" else "")
+                        for c in checks
                     )
                 )
-                if failures > stage.failure_limit:
-                    result.decision = "rollback"
-                    break
-            else:
-                complete = all(c.passed for c in result.checks[-1])
-                result.decision = "promote" if complete else "hold"
+            result.decision = decision
             result.robot = traffic.summary()
     finally:
         stop_pid(pid)

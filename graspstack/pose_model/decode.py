@@ -45,7 +45,7 @@ def _mean_rotation(Rs: np.ndarray, weights: np.ndarray, class_name: str) -> np.n
     estimate (a symmetric object's cells may disagree only by a symmetry)."""
     if len(CATALOGUE[class_name].symmetries) > 1:
         ref = Rs[int(np.argmax(weights))]
-        Rs = np.stack([canonical_symmetric(R, ref, class_name) for R in Rs])
+        Rs = canonical_symmetric(Rs, ref, class_name)
     M = np.einsum("n,nij->ij", weights, Rs)
     U, _, Vt = np.linalg.svd(M)
     return U @ np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))]) @ Vt

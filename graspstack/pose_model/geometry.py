@@ -81,6 +81,11 @@ def symmetric_rotation_loss(R_pred: torch.Tensor, R_gt: torch.Tensor, cls: torch
 
 
 def canonical_symmetric(R: np.ndarray, R_ref: np.ndarray, class_name: str) -> np.ndarray:
-    """The symmetric equivalent R S closest to R_ref, so several estimates can be averaged."""
-    cands = [R @ S for S in CATALOGUE[class_name].symmetries]
-    return min(cands, key=lambda c: float(np.sum((c - R_ref) ** 2)))
+    """The symmetric equivalent R S closest to R_ref, so several estimates can be averaged.
+
+    R is one rotation (3, 3) or a stack (..., 3, 3): a symmetric object's cells are turned in one
+    call (a jenga covers a hundred cells, each once a Python loop over its four symmetries).
+    """
+    cands = R[..., None, :, :] @ np.stack(CATALOGUE[class_name].symmetries)  # (..., K, 3, 3)
+    best = np.sum((cands - R_ref) ** 2, axis=(-2, -1)).argmin(axis=-1)  # first of equals, as min()
+    return np.take_along_axis(cands, best[..., None, None, None], axis=-3)[..., 0, :, :]

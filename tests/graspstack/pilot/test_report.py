@@ -40,6 +40,8 @@ def test_held_stage_names_the_inconclusive_gates(tmp_path):
                 "started": 0.0,
                 "ended": 60.0,
                 "robot": {"scenes": 10},
+                "settle_s": 10.0,
+                "planned_checks": 1,
                 "checks": [
                     [_gate("within-spec ratio", 0.93, "pass")],
                     [_gate("within-spec ratio", 0.884, "inconclusive", 428)],
@@ -54,5 +56,6 @@ def test_held_stage_names_the_inconclusive_gates(tmp_path):
     assert "| 2 | within-spec ratio | 0.884 | >= 0.9 | miss within the noise (428 events) |" in text
     assert "Held: the last check's misses (within-spec ratio) are within sampling noise" in text
     assert "- within-spec ratio: `q`\n  - evidence: `n`" in text  # the query the miss was weighed by
+    assert "opened after 10 s of traffic; 2 checks (1 beyond the 1 planned, for evidence)" in text
     assert "FAIL" not in text
     assert json.loads((report.parent / "pilot.json").read_text())["final_decision"] == "hold"

@@ -64,3 +64,11 @@ def test_canonical_symmetric_picks_the_nearest_equivalent():
     turned = R_GT @ rot_z(180)
     assert np.allclose(canonical_symmetric(turned, ref, "jenga"), ref, atol=1e-9)
     assert np.allclose(canonical_symmetric(turned, ref, "duck"), turned)
+
+
+def test_canonical_symmetric_turns_a_stack_as_it_turns_each():
+    rng = np.random.default_rng(3)
+    Rs = np.stack([R_GT @ rot_z(a) for a in rng.uniform(-180, 180, 20)])
+    stacked = canonical_symmetric(Rs, R_GT, "lego")
+    assert stacked.shape == Rs.shape
+    assert np.allclose(stacked, np.stack([canonical_symmetric(R, R_GT, "lego") for R in Rs]), atol=1e-15)
