@@ -143,6 +143,9 @@ class PilotConfig(BaseModel):
     prometheus_url: str = "http://127.0.0.1:9090"
     redis_url: str = "redis://127.0.0.1:6379/0"
     scrape_settle_s: float = Field(default=7.0, description="wait for a scrape before a check")
+    alert_wait_s: float = Field(
+        default=180.0, ge=0, description="after a rollback, how long to wait for the candidate's alert"
+    )
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> PilotConfig:

@@ -131,6 +131,17 @@ def write_report(outcome: dict, prom: Prometheus, out_dir: str | Path | None = N
             lines += ["", "Robot failures: " + ", ".join(f"{k} ({v})" for k, v in failures.items())]
         lines.append("")
     alerts = outcome.get("alerts", [])
+    if outcome.get("final_decision") == "rollback" and "rollback_alert" in outcome:
+        page = outcome["rollback_alert"]
+        lines += [
+            "## Monitoring after the rollback",
+            "",
+            f"- {page['name']} fired for `{outcome['candidate']}` {page['seconds_after_rollback']:g} s after "
+            "the rollback: the burn-rate alerts caught the model on their own evidence."
+            if page
+            else f"- no alert fired for `{outcome['candidate']}` in the wait after the rollback.",
+            "",
+        ]
     lines += ["## Alerts at the end of the pilot", ""]
     for a in alerts:
         labels = ", ".join(f"{k}={v}" for k, v in a["labels"].items() if k != "alertname")

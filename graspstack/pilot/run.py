@@ -204,6 +204,32 @@ def run_stage(
     return result
 
 
+def await_candidate_alert(prom: Prometheus, candidate: str, wait_s: float, log=print) -> dict | None:
+    """After a rollback, the page an on-call engineer would get: the first alert that fires for the
+    candidate's model version, and how long after the rollback (None if none fired within wait_s).
+
+    The gates act on seconds of evidence, the burn-rate alerts on minutes (and `for: 2m`), so the
+    rollback comes first; this shows that monitoring, independently of the gates, caught the model.
+    """
+    started = time.monotonic()
+    log(f"rolled back; waiting up to {wait_s:.0f} s for an alert on {candidate}")
+    while True:
+        firing = [
+            a
+            for a in prom.alerts()
+            if a["state"] == "firing" and a["labels"].get("model_version") == candidate
+        ]
+        waited = time.monotonic() - started
+        if firing:
+            name = firing[0]["labels"].get("alertname")
+            log(f"{name} firing for {candidate}, {waited:.0f} s after the rollback")
+            return {"name": name, "labels": firing[0]["labels"], "seconds_after_rollback": round(waited, 1)}
+        if waited >= wait_s:
+            log(f"no alert fired for {candidate} within {wait_s:.0f} s")
+            return None
+        time.sleep(5.0)
+
+
 def run_pilot(
     candidate: str, config: PilotConfig | None = None, out_dir: str | Path | None = None, log=print
 ) -> dict:
@@ -253,6 +279,8 @@ def run_pilot(
     }
     time.sleep(config.scrape_settle_s)
     try:
+        if outcome["final_decision"] == "rollback":
+            outcome["rollback_alert"] = await_candidate_alert(prom, candidate, config.alert_wait_s, log)
         outcome["alerts"] = [
             {"name": a["labels"].get("alertname"), "state": a["state"], "labels": a["labels"]}
             for a in prom.alerts()

@@ -59,3 +59,25 @@ def test_held_stage_names_the_inconclusive_gates(tmp_path):
     assert "opened after 10 s of traffic; 2 checks (1 beyond the 1 planned, for evidence)" in text
     assert "FAIL" not in text
     assert json.loads((report.parent / "pilot.json").read_text())["final_decision"] == "hold"
+
+
+def test_a_rollback_report_says_whether_monitoring_paged(tmp_path):
+    stage = {"stage": "lab", "decision": "rollback", "started": 0.0, "ended": 30.0, "robot": {}, "checks": []}
+    outcome = {
+        "candidate": "bad",
+        "current": "v8",
+        "promoted": False,
+        "final_decision": "rollback",
+        "active_version": "v8",
+        "started": 0.0,
+        "ended": 30.0,
+        "stages": [stage],
+        "alerts": [],
+        "rollback_alert": {"name": "PoseAccuracyBudgetFastBurn", "labels": {}, "seconds_after_rollback": 84},
+    }
+    prom = Prometheus(f"http://127.0.0.1:{free_port()}", timeout_s=0.5)
+    text = write_report(outcome, prom, tmp_path / "paged").read_text()
+    assert "PoseAccuracyBudgetFastBurn fired for `bad` 84 s after the rollback" in text
+    outcome["rollback_alert"] = None
+    text = write_report(outcome, prom, tmp_path / "silent").read_text()
+    assert "no alert fired for `bad`" in text
