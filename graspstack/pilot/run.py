@@ -204,14 +204,17 @@ def run_stage(
     return result
 
 
-def await_candidate_alert(prom: Prometheus, candidate: str, wait_s: float, log=print) -> dict | None:
+def await_candidate_alert(
+    prom: Prometheus, candidate: str, wait_s: float, since: float | None = None, log=print
+) -> dict | None:
     """After a rollback, the page an on-call engineer would get: the first alert that fires for the
-    candidate's model version, and how long after the rollback (None if none fired within wait_s).
+    candidate's model version, and how long after the rollback at `since` (epoch seconds, default
+    now) it was seen; None if none fired within wait_s.
 
     The gates act on seconds of evidence, the burn-rate alerts on minutes (and `for: 2m`), so the
     rollback comes first; this shows that monitoring, independently of the gates, caught the model.
     """
-    started = time.monotonic()
+    started, since = time.monotonic(), since or time.time()
     log(f"rolled back; waiting up to {wait_s:.0f} s for an alert on {candidate}")
     while True:
         firing = [
@@ -222,8 +225,9 @@ def await_candidate_alert(prom: Prometheus, candidate: str, wait_s: float, log=p
         waited = time.monotonic() - started
         if firing:
             name = firing[0]["labels"].get("alertname")
-            log(f"{name} firing for {candidate}, {waited:.0f} s after the rollback")
-            return {"name": name, "labels": firing[0]["labels"], "seconds_after_rollback": round(waited, 1)}
+            after = time.time() - since
+            log(f"{name} firing for {candidate}, {after:.0f} s after the rollback")
+            return {"name": name, "labels": firing[0]["labels"], "seconds_after_rollback": round(after, 1)}
         if waited >= wait_s:
             log(f"no alert fired for {candidate} within {wait_s:.0f} s")
             return None
@@ -280,7 +284,8 @@ def run_pilot(
     time.sleep(config.scrape_settle_s)
     try:
         if outcome["final_decision"] == "rollback":
-            outcome["rollback_alert"] = await_candidate_alert(prom, candidate, config.alert_wait_s, log)
+            rolled_back = stages[-1].ended
+            outcome["rollback_alert"] = await_candidate_alert(prom, candidate, config.alert_wait_s, rolled_back, log)
         outcome["alerts"] = [
             {"name": a["labels"].get("alertname"), "state": a["state"], "labels": a["labels"]}
             for a in prom.alerts()
