@@ -284,8 +284,8 @@ def run_pilot(
     time.sleep(config.scrape_settle_s)
     try:
         if outcome["final_decision"] == "rollback":
-            rolled_back = stages[-1].ended
-            outcome["rollback_alert"] = await_candidate_alert(prom, candidate, config.alert_wait_s, rolled_back, log)
+            wait, rolled_back = config.alert_wait_s, stages[-1].ended
+            outcome["rollback_alert"] = await_candidate_alert(prom, candidate, wait, rolled_back, log)
         outcome["alerts"] = [
             {"name": a["labels"].get("alertname"), "state": a["state"], "labels": a["labels"]}
             for a in prom.alerts()
