@@ -119,9 +119,13 @@ class LabRobot:
         for r in result.records:
             labels = (version, self.stage, r.class_name)
             metrics.POSE_EVALUATED.labels(*labels).inc()
+            # The within-spec series exists from the first evaluated object, at 0 if need be: a
+            # model with nothing within spec must read 0 to the gates and alerts, not "no data"
+            # (a ratio over a missing numerator is empty, and an empty ratio fires nothing).
+            within = metrics.POSE_WITHIN_SPEC.labels(*labels)
             report.counted += 1
             if r.within_spec:
-                metrics.POSE_WITHIN_SPEC.labels(*labels).inc()
+                within.inc()
                 report.within_spec += 1
             if r.matched:
                 metrics.POSE_POSITION_ERROR_M.labels(*labels).observe(r.te_m)
@@ -222,8 +226,9 @@ class LabRobot:
 
     def _count(self, report: SceneReport) -> None:
         metrics.GRASP_ATTEMPTS.labels(report.model_version, self.stage).inc()
+        successes = metrics.GRASP_SUCCESSES.labels(report.model_version, self.stage)  # 0 is a value
         if report.success:
-            metrics.GRASP_SUCCESSES.labels(report.model_version, self.stage).inc()
+            successes.inc()
 
     def run(self, scenes: int, seed: int, slice_name: str, progress: bool = True) -> dict:
         from tqdm import tqdm
