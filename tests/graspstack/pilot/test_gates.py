@@ -5,19 +5,17 @@ from __future__ import annotations
 import time
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from graspstack.pilot.config import PilotConfig
 from graspstack.pilot.prometheus import Prometheus
 from graspstack.pilot.run import evaluate
-from graspstack.runtime.prometheus_server import PrometheusServer, scrape_config
-from graspstack.runtime.redis_server import free_port
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def scraped(tmp_path):
+def scraped(scraped_registry):
     """Our metric names in a private registry, exposed over HTTP and scraped every second."""
     registry = CollectorRegistry()
     labels = ["model_version", "stage", "class_name"]
@@ -39,13 +37,7 @@ def scraped(tmp_path):
         ),
         "handled": Counter("grpc_server_handled_total", "", ["grpc_method", "grpc_code"], registry=registry),
     }
-    port = free_port()
-    server, _ = start_http_server(port, registry=registry)
-    targets = {"pose-candidate": f"127.0.0.1:{port}"}
-    prom = PrometheusServer(tmp_path / "prom", free_port(), scrape_config(targets)).start()
-    yield m, Prometheus(prom.url)
-    prom.stop()
-    server.shutdown()
+    yield m, scraped_registry(registry, "pose-candidate")
 
 
 def _wait_for_scrapes(prom: Prometheus, metric: str, minimum: int = 2) -> None:

@@ -8,19 +8,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry, Counter, start_http_server
+from prometheus_client import CollectorRegistry, Counter
 
-from graspstack.pilot.prometheus import Prometheus
 from graspstack.pilot.run import await_candidate_alert
-from graspstack.runtime.prometheus_server import PrometheusServer, scrape_config
-from graspstack.runtime.redis_server import free_port
 
 pytestmark = pytest.mark.integration
 RULES = Path(__file__).resolve().parents[3] / "deploy" / "prometheus" / "rules"
 
 
 @pytest.fixture
-def robot_metrics(tmp_path):
+def robot_metrics(tmp_path, scraped_registry):
     """The robot's accuracy counters, scraped every second under the shipped rules. The alerts'
     `for: 2m` is shortened to 0s so the test takes seconds; their expressions are as shipped."""
     alerts = yaml.safe_load((RULES / "alerts.yml").read_text())
@@ -32,14 +29,8 @@ def robot_metrics(tmp_path):
     labels = ["model_version", "stage", "class_name"]
     evaluated = Counter("graspstack_pose_objects_evaluated_total", "", labels, registry=registry)
     within = Counter("graspstack_pose_objects_within_spec_total", "", labels, registry=registry)
-    port = free_port()
-    server, _ = start_http_server(port, registry=registry)
     rule_files = [str(RULES / "recording.yml"), str(tmp_path / "alerts.yml")]
-    config = scrape_config({"robot": f"127.0.0.1:{port}"}, rule_files=rule_files)
-    prom = PrometheusServer(tmp_path / "prom", free_port(), config).start()
-    yield evaluated, within, Prometheus(prom.url)
-    prom.stop()
-    server.shutdown()
+    yield evaluated, within, scraped_registry(registry, "robot", rule_files)
 
 
 def test_the_bad_versions_accuracy_alert_is_awaited_and_the_good_one_gets_none(robot_metrics):
