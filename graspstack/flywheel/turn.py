@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from graspstack.catalogue import CATALOGUE
 from graspstack.evaluation import run_evaluation
@@ -70,7 +71,7 @@ def labelled_frames(store: CaseStore) -> list[LabelledFrame]:
         (LABELLED,),
     )
     by_frame: dict[str, LabelledFrame] = {}
-    for r in rows:
+    for r in tqdm(rows, desc="labelled cases", unit="case"):
         if r["frame_id"] in by_frame:
             by_frame[r["frame_id"]].case_ids.append(r["case_id"])
             by_frame[r["frame_id"]].triggers.append(r["trigger"])
@@ -137,7 +138,7 @@ def _scene_meta(frame: Frame, labels: list[ObjectPose]) -> SceneFile:
 def training_sets(frames: list[LabelledFrame], seed: int = 0) -> tuple[SceneArrays, CropArrays]:
     rng = np.random.default_rng(seed)
     scenes, crops = [], []
-    for lf in frames:
+    for lf in tqdm(frames, desc="training targets", unit="frame"):
         labels = [p for p in lf.labels if p.class_name in CATALOGUE]
         if not labels:
             continue

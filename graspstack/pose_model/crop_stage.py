@@ -34,6 +34,15 @@ GENERIC_CLASS = "teddy"  # crop size for blobs of unknown class: mid-sized among
 # fills a third of the side CropNet was trained on and is rejected (3 of 7 missed validation legos).
 SMALL_BLOB_M = 0.06
 EXPLAINED_GROW_PX = 7  # a fitted object's mask cells are 2-5 px apart at full resolution
+# The rigid fit and the polish take the object's depth averaged over its own pixels (smooth_on_mask):
+# the hard slice's sensor noise (2x sigma, ~1 cm at 0.9 m) otherwise doubles the rotation error of
+# fully visible objects on the table (median 2.4-2.8 deg for duck, mug, teddy vs ~1 deg on nominal).
+# A 5 x 5 crop-pixel window, neighbours within 14 sigma of the table plane's noise estimate (which is
+# of the median-filtered depth: a few sigma of the raw sensor noise); legos 8 sigma: at 14, 4 of 107
+# nominal validation legos left the spec, at 8 none did. On validation (v2, seed 9100, 200 nominal +
+# 150 hard scenes): hard 61.3% -> 70.0%, nominal 95.5% -> 96.3%.
+SMOOTH_PX = 5
+SMOOTH_TOL_SIGMA = {"default": 14.0, "lego": 8.0}
 
 
 @dataclass
@@ -97,10 +106,37 @@ def explained_pixels(results: list[CropResult], hw: tuple[int, int], intr: Intri
     return cv2.dilate(mask, np.ones((EXPLAINED_GROW_PX, EXPLAINED_GROW_PX), np.uint8)) > 0
 
 
+def smooth_on_mask(points: np.ndarray, cell_mask: np.ndarray, k: int, tol_m: np.ndarray) -> np.ndarray:
+    """A crop's (S, S, 3) points with each object pixel's depth averaged over the object pixels of its
+    k x k neighbourhood whose depth is within tol_m (per pixel) of its own; points stay on their rays.
+
+    cell_mask is CropNet's object mask on its coarser cell grid. Only the object's own pixels take part
+    and a depth step beyond the tolerance (a lego's top against its side, a handle against the body)
+    is kept, so the average removes sensor noise without pulling the object towards its neighbours.
+    """
+    z = points[..., 2]
+    s = points.shape[0] // cell_mask.shape[0]
+    obj = np.repeat(np.repeat(cell_mask, s, 0), s, 1) & (z > 0)
+    r = k // 2
+    padded = np.pad(np.where(obj, z, np.nan), r, constant_values=np.nan)
+    h, w = z.shape
+    total = np.zeros_like(z)
+    count = np.zeros_like(z)
+    for dy in range(k):
+        for dx in range(k):
+            near = padded[dy : dy + h, dx : dx + w]
+            ok = np.abs(near - z) <= tol_m  # NaN (not the object) compares False
+            total += np.where(ok, near, 0.0)
+            count += ok
+    smoothed = np.where(obj & (count > 0), total / np.maximum(count, 1.0), z)
+    return points * (smoothed / np.where(z > 0, z, 1.0))[..., None]
+
+
 class CropStage:
-    def __init__(self, net: CropNet, threads: int = 2) -> None:
+    def __init__(self, net: CropNet, threads: int = 2, smooth_px: int = SMOOTH_PX) -> None:
         self.net = net
         self.threads = threads
+        self.smooth_px = smooth_px  # 0: the fit takes the raw depth
         self.last_timings_ms: dict[str, float] = {}
 
     def run(self, frame: Frame, proposals: list[Proposal], sigma_at) -> list[CropResult]:
@@ -140,7 +176,11 @@ class CropStage:
                 continue
             name = CLASS_NAMES[c - 1]
             mp = 1.0 / (1.0 + np.exp(-dense[i, 0]))
-            P = pts[i, ::s, ::s]
+            P = pts[i]
+            if self.smooth_px:
+                tol = SMOOTH_TOL_SIGMA.get(name, SMOOTH_TOL_SIGMA["default"]) * sigma_at(P[..., 2])
+                P = smooth_on_mask(P, mp > 0.5, self.smooth_px, tol)
+            P = P[::s, ::s]
             m = (mp > 0.5) & (P[..., 2] > 0)
             if m.sum() < MIN_MASK_CELLS:
                 continue

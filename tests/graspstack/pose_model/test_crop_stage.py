@@ -1,5 +1,5 @@
 """The second stage's proposals beyond stage 1: uncovered blobs sized to what they could be, and the
-second look at pixels that no fitted object explains."""
+second look at pixels that no fitted object explains; the depth smoothing the rigid fit takes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from graspstack.pose_model.crop_stage import (
     CropResult,
     Proposal,
     explained_pixels,
+    smooth_on_mask,
     uncovered_proposals,
 )
 from graspstack.pose_model.infer import _second_look_holds
@@ -74,3 +75,42 @@ def test_a_second_look_answer_must_explain_the_depth():
     assert not _second_look_holds(_pose(class_prob=0.8))
     assert not _second_look_holds(_pose(score=0.9))  # the model's surface misses the depth
     assert not _second_look_holds(_pose(free_space=0.3))  # the model sits where the camera sees through
+
+
+def _crop_points(z: np.ndarray) -> np.ndarray:
+    """(S, S, 3) camera points of a crop's depth, pixel (i, j) on the ray through (j, i) of a
+    500 px focal length camera centred on the crop."""
+    s = z.shape[0]
+    xs = (np.arange(s, dtype=np.float32) - s / 2) / 500.0
+    return np.stack([z * xs[None, :], z * xs[:, None], z], axis=-1).astype(np.float32)
+
+
+def test_smoothing_cuts_the_noise_on_the_object_and_keeps_points_on_their_rays():
+    rng = np.random.default_rng(0)
+    clean = np.full((64, 64), 0.7, np.float32)
+    noisy = clean + rng.normal(0, 0.004, clean.shape).astype(np.float32)
+    pts = _crop_points(noisy)
+    out = smooth_on_mask(pts, np.ones((32, 32), bool), 5, np.full(clean.shape, 0.05, np.float32))
+    assert np.std(out[8:-8, 8:-8, 2] - 0.7) < 0.4 * np.std(noisy[8:-8, 8:-8] - 0.7)
+    # Each point only moves along its own ray: x / z and y / z are unchanged.
+    np.testing.assert_allclose(out[..., 0] / out[..., 2], pts[..., 0] / pts[..., 2], rtol=1e-5)
+    np.testing.assert_allclose(out[..., 1] / out[..., 2], pts[..., 1] / pts[..., 2], rtol=1e-5)
+
+
+def test_smoothing_keeps_depth_steps_and_ignores_pixels_off_the_object():
+    z = np.full((64, 64), 0.70, np.float32)
+    z[:, 32:] = 0.72  # a 2 cm step on the object (a lego's top against its side), beyond the tolerance
+    z[:, :8] = 0.75  # a neighbour, outside the object's mask
+    mask = np.ones((32, 32), bool)
+    mask[:, :4] = False
+    out = smooth_on_mask(_crop_points(z), mask, 5, np.full(z.shape, 0.005, np.float32))
+    np.testing.assert_allclose(out[:, 8:32, 2], 0.70, atol=1e-6)  # not pulled towards 0.72 or 0.75
+    np.testing.assert_allclose(out[:, 32:, 2], 0.72, atol=1e-6)
+    np.testing.assert_array_equal(out[:, :8, 2], z[:, :8])  # off-mask pixels left as they were
+
+
+def test_smoothing_leaves_pixels_without_depth_at_zero():
+    z = np.full((64, 64), 0.7, np.float32)
+    z[10:20, 10:20] = 0.0
+    out = smooth_on_mask(_crop_points(z), np.ones((32, 32), bool), 5, np.full(z.shape, 0.01, np.float32))
+    assert np.all(out[10:20, 10:20] == 0.0) and np.all(np.isfinite(out))
