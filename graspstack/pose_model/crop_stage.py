@@ -108,9 +108,13 @@ def explained_pixels(results: list[CropResult], hw: tuple[int, int], intr: Intri
     return cv2.dilate(mask, np.ones((EXPLAINED_GROW_PX, EXPLAINED_GROW_PX), np.uint8)) > 0
 
 
-def smooth_on_mask(points: np.ndarray, cell_mask: np.ndarray, k: int, tol_m: np.ndarray) -> np.ndarray:
+def smooth_on_mask(
+    points: np.ndarray, cell_mask: np.ndarray, k: int, tol_m: np.ndarray, stride: int = 1
+) -> np.ndarray:
     """A crop's (S, S, 3) points with each object pixel's depth averaged over the object pixels of its
-    k x k neighbourhood whose depth is within tol_m (per pixel) of its own; points stay on their rays.
+    k x k neighbourhood whose depth is within tol_m (per output pixel) of its own; points stay on
+    their rays. Only every `stride`-th pixel is returned (the cells the fit uses), each averaged over
+    its full-resolution neighbourhood: (S / stride, S / stride, 3).
 
     cell_mask is CropNet's object mask on its coarser cell grid. Only the object's own pixels take part
     and a depth step beyond the tolerance (a lego's top against its side, a handle against the body)
@@ -122,16 +126,17 @@ def smooth_on_mask(points: np.ndarray, cell_mask: np.ndarray, k: int, tol_m: np.
     r = k // 2
     padded = np.pad(np.where(obj, z, np.nan), r, constant_values=np.nan)
     h, w = z.shape
-    total = np.zeros_like(z)
-    count = np.zeros_like(z)
+    z_out, obj_out = z[::stride, ::stride], obj[::stride, ::stride]
+    total = np.zeros_like(z_out)
+    count = np.zeros_like(z_out)
     for dy in range(k):
         for dx in range(k):
-            near = padded[dy : dy + h, dx : dx + w]
-            ok = np.abs(near - z) <= tol_m  # NaN (not the object) compares False
+            near = padded[dy : dy + h : stride, dx : dx + w : stride]
+            ok = np.abs(near - z_out) <= tol_m  # NaN (not the object) compares False
             total += np.where(ok, near, 0.0)
             count += ok
-    smoothed = np.where(obj & (count > 0), total / np.maximum(count, 1.0), z)
-    return points * (smoothed / np.where(z > 0, z, 1.0))[..., None]
+    smoothed = np.where(obj_out & (count > 0), total / np.maximum(count, 1.0), z_out)
+    return points[::stride, ::stride] * (smoothed / np.where(z_out > 0, z_out, 1.0))[..., None]
 
 
 class CropStage:
@@ -178,12 +183,12 @@ class CropStage:
                 continue
             name = CLASS_NAMES[c - 1]
             mp = 1.0 / (1.0 + np.exp(-dense[i, 0]))
-            P = pts[i]
+            cells = mp > 0.5
+            P = pts[i, ::s, ::s]
             if self.smooth_px:
                 tol = SMOOTH_TOL_SIGMA.get(name, SMOOTH_TOL_SIGMA["default"]) * sigma_at(P[..., 2])
-                P = smooth_on_mask(P, mp > 0.5, self.smooth_px, tol)
-            P = P[::s, ::s]
-            m = (mp > 0.5) & (P[..., 2] > 0)
+                P = smooth_on_mask(pts[i], cells, self.smooth_px, tol, stride=s)
+            m = cells & (P[..., 2] > 0)
             if m.sum() < MIN_MASK_CELLS:
                 continue
             X = np.moveaxis(dense[i, 1:4], 0, -1)[m] * COORD_SCALE_M
