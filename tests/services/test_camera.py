@@ -136,7 +136,7 @@ def test_full_hd_frame_is_admitted_and_an_oversize_message_is_refused(redis_serv
     # The service's own Redis timeout, not the fixture's short one: a 10 MB write within 0.5 s is
     # not what production promises, and a busy 2-core CI machine missed it.
     spec, settings = camera.build(CameraSettings(redis_url=redis_server.url))
-    server, channel = serve(spec, settings)
+    _, channel = serve(spec, settings)
     stub = camera_pb2_grpc.CameraIngestionStub(channel)
     rng = np.random.default_rng(5)
     rgb = rng.integers(0, 255, (1080, 1920, 3), dtype=np.uint8)  # noise: the worst case for PNG size
