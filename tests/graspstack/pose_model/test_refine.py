@@ -10,8 +10,8 @@ import numpy as np
 from graspstack.geometry import quat_to_matrix
 from graspstack.metric import angular_error_deg, within_spec
 from graspstack.pose_model.infer import POLISH_LEVELS_FROM_FIT
-from graspstack.pose_model.refine import _snap_to_resting, refine_pose
-from graspstack.predictors.scripted.fit import _rz, model_cloud
+from graspstack.pose_model.refine import FREE_POLISH_LEVELS, _polish_free, _snap_to_resting, refine_pose
+from graspstack.predictors.scripted.fit import _rz, _score, model_cloud
 from graspstack.predictors.scripted.priors import load_priors
 from graspstack.predictors.scripted.table import back_project, fit_plane
 
@@ -99,3 +99,39 @@ def test_a_fit_tilted_off_a_resting_pose_is_set_down_unless_clearly_better(nomin
     assert within_spec(te, angular_error_deg(gt.class_name, T_gt[:3, :3], T_cam[:3, :3]))
     assert snap(6.0, score=-1.0) is None  # the tilted fit is clearly better: it stays (leaning)
     assert snap(40.0, score=1.0) is None  # too far from any resting pose to be one
+
+
+def test_the_free_polish_takes_a_tilted_and_lifted_fit_back_to_the_depth(hard_scenes):
+    """ICP stops where the surface term does; the six-degree-of-freedom polish on the whole score
+    finishes the fit of objects that lean or lie on others (no resting pose to snap to)."""
+    before, after, lowered = [], [], []
+    for r in hard_scenes:
+        intr = r.scene.intrinsics_obj()
+        frame_points = back_project(r.depth_m, intr)
+        valid = r.depth_m > 0
+        plane, _ = fit_plane(frame_points[valid][::20], seed=0)
+        for k, gt in enumerate(r.scene.ground_truth()):
+            pts = frame_points[(r.masks == k + 1) & valid]
+            if gt.class_name == "lego" or len(pts) < 200:
+                continue
+            T_ct = plane.frame(pts.mean(axis=0))
+            Q = (pts - T_ct[:3, 3]) @ T_ct[:3, :3]
+            T_gt = np.eye(4)
+            T_gt[:3, :3], T_gt[:3, 3] = quat_to_matrix(gt.quaternion_xyzw), gt.position_m
+            T_to = np.linalg.inv(T_ct) @ _turned(T_gt, plane, tilt_deg=7.0)
+            T_to[2, 3] += 0.006  # and lifted off what it stands on
+            cloud = model_cloud(gt.class_name)
+            tol = max(0.004, 3.0 * float(plane.depth_sigma(float(np.median(pts[:, 2])))))
+            args = (cloud, T_ct, r.depth_m, intr, tol)
+            R, t = _polish_free(Q, T_to[:3, :3], T_to[:3, 3], *args, FREE_POLISH_LEVELS, 3)
+            s0 = _score(Q, T_to[None, :3, :3], T_to[None, :3, 3], *args)[0][0]
+            s1 = _score(Q, R[None], t[None], *args)[0][0]
+            lowered.append(s1 <= s0)
+            for T, out in ((T_to, before), (np.block([[R, t[:, None]], [np.zeros((1, 3)), 1.0]]), after)):
+                T_cam = T_ct @ T
+                te = float(np.linalg.norm(T_cam[:3, 3] - gt.position_m))
+                out.append(within_spec(te, angular_error_deg(gt.class_name, T_gt[:3, :3], T_cam[:3, :3])))
+    assert len(after) >= 8 and all(lowered)
+    assert not any(before)
+    # Measured: 10 of 13 (raw hard-slice depth, no smoothing), none at the start.
+    assert np.mean(after) >= 0.7
