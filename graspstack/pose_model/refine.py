@@ -14,6 +14,9 @@ refined against the object's back-projected points in a table frame:
 
 The scripted score (surface distance + free-space violation) picks among them. Because all start at
 the network's answer, there is no yaw grid to search: that search is most of the baseline's latency.
+The winner can then get a pattern search on the score over all six degrees of freedom
+(`_polish_free`, per hypothesis kind with `free_polish`), and a near-resting winner is set down on its
+resting pose when the depth explains that as well (`_snap_to_resting`).
 """
 
 from __future__ import annotations
