@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from graspstack.frames import Intrinsics
+from graspstack.geometry import rot_x, rot_y, rot_z
 from graspstack.predictors.scripted.fit import (
     POLISH_LEVELS,
     _free_icp,
@@ -35,6 +36,7 @@ from graspstack.predictors.scripted.fit import (
     _score,
     fit_segment,
     model_cloud,
+    score_tolerance,
 )
 from graspstack.predictors.scripted.resting import RestingPose
 from graspstack.predictors.scripted.table import Plane
@@ -105,14 +107,6 @@ def _set_down(
     return _polish(Q[:POLISH_POINTS], Rr, tr, cloud, T_ct, depth_m, intr, tol, polish_levels, polish_rounds)
 
 
-def _axis_rotation(axis: int, theta: float) -> np.ndarray:
-    c, s = np.cos(theta), np.sin(theta)
-    i, j = [k for k in range(3) if k != axis]
-    R = np.eye(3)
-    R[i, i], R[i, j], R[j, i], R[j, j] = c, -s, s, c
-    return R
-
-
 def _polish_free(
     Q: np.ndarray,
     R: np.ndarray,
@@ -131,7 +125,7 @@ def _polish_free(
     improve by tilting or lifting it. R (3, 3), t (3,)."""
     c = cloud.dense.mean(axis=0)
     for step_m, step_deg in levels:
-        turns = [_axis_rotation(a, sign * np.radians(step_deg)) for a in range(3) for sign in (1.0, -1.0)]
+        turns = [rot(sign * step_deg) for rot in (rot_x, rot_y, rot_z) for sign in (1.0, -1.0)]
         for _ in range(rounds):
             cand_R, cand_t = [R], [t]
             for a in range(3):
@@ -181,8 +175,7 @@ def refine_pose(
     Q = (points_cam - T_ct[:3, 3]) @ T_ct[:3, :3]
     T_to = np.linalg.inv(T_ct) @ T_init
     R0, t0 = T_to[:3, :3], T_to[:3, 3]
-    z_med = float(np.median(points_cam[:, 2]))
-    tol = max(0.004, 3.0 * float(plane.depth_sigma(z_med)))
+    tol = score_tolerance(plane, points_cam)
 
     hyps_R, hyps_t, names = [], [], []
     R, t = _free_icp(Q, R0[None], t0[None], cloud, 8, 0.015, touch_table=False)

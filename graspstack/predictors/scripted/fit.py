@@ -77,6 +77,12 @@ def model_cloud(class_name: str) -> ModelCloud:
     )
 
 
+def score_tolerance(plane: Plane, points_cam: np.ndarray) -> float:
+    """Distance (m) within which an observed point counts as on the model surface: three sigma of
+    the depth noise at the object's median depth, never under 4 mm."""
+    return max(0.004, 3.0 * float(plane.depth_sigma(float(np.median(points_cam[:, 2])))))
+
+
 def _lookup(cloud: ModelCloud, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(distance, index of nearest model sample) for (..., 3) object-frame points, via the voxel grid.
 
@@ -256,8 +262,7 @@ def fit_segment(
     Q_all = (points_cam - T_ct[:3, 3]) @ T_ct[:3, :3]
     Q_coarse = Q_all[rng.permutation(len(Q_all))[:COARSE_POINTS]]
     Q_fine = Q_all[rng.permutation(len(Q_all))[:FINE_POINTS]]
-    z_med = float(np.median(points_cam[:, 2]))
-    tol = max(0.004, 3.0 * float(plane.depth_sigma(z_med)))
+    tol = score_tolerance(plane, points_cam)
 
     R_list, t_list, k_list, yaw_list = [], [], [], []
     for k, pose in enumerate(resting):

@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from graspstack.geometry import quat_to_matrix
+from graspstack.geometry import make_transform, quat_to_matrix
 from graspstack.metric import angular_error_deg, within_spec
 from graspstack.pose_model.infer import POLISH_LEVELS_FROM_FIT
 from graspstack.pose_model.refine import FREE_POLISH_LEVELS, _polish_free, _snap_to_resting, refine_pose
-from graspstack.predictors.scripted.fit import _rz, _score, model_cloud
+from graspstack.predictors.scripted.fit import _rz, _score, model_cloud, score_tolerance
 from graspstack.predictors.scripted.priors import load_priors
 from graspstack.predictors.scripted.table import back_project, fit_plane
 
@@ -85,7 +85,7 @@ def test_a_fit_tilted_off_a_resting_pose_is_set_down_unless_clearly_better(nomin
     T_gt[:3, :3], T_gt[:3, 3] = quat_to_matrix(gt.quaternion_xyzw), gt.position_m
     resting = load_priors().resting[gt.class_name]
     cloud = model_cloud(gt.class_name)
-    tol = max(0.004, 3.0 * float(plane.depth_sigma(float(np.median(pts[:, 2])))))
+    tol = score_tolerance(plane, pts)
 
     def snap(tilt_deg: float, score: float):
         T_to = np.linalg.inv(T_ct) @ _turned(T_gt, plane, tilt_deg=tilt_deg)
@@ -121,13 +121,13 @@ def test_the_free_polish_takes_a_tilted_and_lifted_fit_back_to_the_depth(hard_sc
             T_to = np.linalg.inv(T_ct) @ _turned(T_gt, plane, tilt_deg=7.0)
             T_to[2, 3] += 0.006  # and lifted off what it stands on
             cloud = model_cloud(gt.class_name)
-            tol = max(0.004, 3.0 * float(plane.depth_sigma(float(np.median(pts[:, 2])))))
+            tol = score_tolerance(plane, pts)
             args = (cloud, T_ct, r.depth_m, intr, tol)
             R, t = _polish_free(Q, T_to[:3, :3], T_to[:3, 3], *args, FREE_POLISH_LEVELS, 3)
             s0 = _score(Q, T_to[None, :3, :3], T_to[None, :3, 3], *args)[0][0]
             s1 = _score(Q, R[None], t[None], *args)[0][0]
             lowered.append(s1 <= s0)
-            for T, out in ((T_to, before), (np.block([[R, t[:, None]], [np.zeros((1, 3)), 1.0]]), after)):
+            for T, out in ((T_to, before), (make_transform(R, t), after)):
                 T_cam = T_ct @ T
                 te = float(np.linalg.norm(T_cam[:3, 3] - gt.position_m))
                 out.append(within_spec(te, angular_error_deg(gt.class_name, T_gt[:3, :3], T_cam[:3, :3])))
