@@ -100,7 +100,7 @@ def _set_down(
     yaw = _yaw_of(R, Rr0)
     Rr = _rz(yaw + np.radians(np.asarray(yaw_offsets_deg))) @ Rr0
     # Turned about the model's centre, not its origin, so that every start stays on the object.
-    c = cloud.dense.mean(axis=0)
+    c = cloud.centre
     tr = np.tile([t[0], t[1], pose.height_m], (len(Rr), 1))
     tr[:, :2] += (_rz(yaw) @ Rr0 @ c - Rr @ c)[:, :2]
     Rr, tr = _planar_icp(Q, Rr, tr, cloud, 10, (0.02, 2.0 * tol))
@@ -123,7 +123,7 @@ def _polish_free(
     model's centre. ICP minimises the surface distance only and the table polish moves yaw and
     position only, so a fit of an object leaning on another can stop where the score would still
     improve by tilting or lifting it. R (3, 3), t (3,)."""
-    c = cloud.dense.mean(axis=0)
+    c = cloud.centre
     for step_m, step_deg in levels:
         turns = [rot(sign * step_deg) for rot in (rot_x, rot_y, rot_z) for sign in (1.0, -1.0)]
         for _ in range(rounds):

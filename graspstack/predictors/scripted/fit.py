@@ -54,6 +54,7 @@ class ModelCloud:
     distance: np.ndarray  # (X, Y, Z) float32 distance from each voxel centre to that sample
     sparse: np.ndarray  # (S, 3) subset for the free-space test
     hull: np.ndarray  # (K, 3) convex hull vertices: the lowest of them touches the table
+    centre: np.ndarray  # (3,) mean of the dense samples: what turns of a fitted pose pivot about
 
 
 @cache
@@ -74,6 +75,7 @@ def model_cloud(class_name: str) -> ModelCloud:
         distance.reshape(shape).astype(np.float32),
         model.sample_surface(FREE_SPACE_POINTS, seed=2),
         hull,
+        dense.mean(axis=0),
     )
 
 
@@ -271,7 +273,7 @@ def fit_segment(
         yaws = np.radians(np.arange(0.0, yaw_period_deg(class_name, pose.rotation()), YAW_STEP_DEG))
         yaw_list.append(yaws)
         R = _rz(yaws) @ pose.rotation()
-        centre = R @ cloud.dense.mean(axis=0)
+        centre = R @ cloud.centre
         t = np.zeros((len(yaws), 3))
         t[:, :2] = Q_all[:, :2].mean(axis=0) - centre[:, :2]
         t[:, 2] = pose.height_m
