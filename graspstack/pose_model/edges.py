@@ -1,0 +1,208 @@
+"""Aligning a resting object's outline with the colour image: yaw and table position.
+
+The depth fit pins a resting object's height and tilt to a fraction of a degree, but a lego is 3.2 cm
+across: a yaw error of 7 deg moves its corners by ~2.5 mm, within the depth's noise and the mixed
+pixels along its border, so the depth score hardly changes and lego yaws came out 5-9 deg off. The
+colour image's edges do not get noisier with distance: the outline is there to a pixel (~1.2 mm at
+0.7 m). So the winner's outline (the convex hull of the model's projected hull vertices) is moved in
+yaw about the table normal and along the table until the colour gradient across it is strongest.
+
+The strength of an outline is the mean, over points sampled along it every pixel, of the colour
+gradient's component across the outline (per channel, root of the sum of squares): an edge that
+follows the outline counts, texture crossing it little. Outline points where the depth just outside
+is nearer than the object (an occluder's edge, not this object's) are left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from graspstack.frames import Intrinsics
+from graspstack.pose_model.refine import _nearest_resting
+from graspstack.predictors.scripted.fit import _rz, model_cloud
+from graspstack.predictors.scripted.resting import RestingPose
+from graspstack.predictors.scripted.table import Plane
+
+RESTING_TILT_DEG = 3.0  # aligned only when this close to a resting pose: yaw is then its one free turn
+MARGIN_PX = 12  # the gradient window reaches this far beyond the outline's box
+OCCLUDER_M = 0.01  # depth just outside the outline nearer than the object by this: not our edge
+PROBE_PX = 3.0  # how far outside the outline the occlusion test looks
+# Coarse to fine grids around the best pose so far: (yaw half-range deg, yaw step deg, shift half-range m,
+# shift step m). Each is one vectorised evaluation; the outline's vertices are chosen anew before each.
+GRIDS = (
+    (9.0, 3.0, 0.001, 0.001),
+    (3.0, 1.0, 0.0005, 0.0005),
+    (1.0, 0.25, 0.00025, 0.00025),
+)
+
+
+@dataclass
+class ColourGradient:
+    """Smoothed per-channel colour gradients of one window of the frame."""
+
+    gx: np.ndarray  # (H, W, 3) float32
+    gy: np.ndarray
+    origin: np.ndarray  # (2,) full-resolution (u, v) of the window's corner
+
+    @classmethod
+    def around(cls, rgb: np.ndarray, box: tuple[int, int, int, int]) -> ColourGradient:
+        """Gradients of rgb over box = (u0, v0, u1, v1), clipped to the image."""
+        h, w = rgb.shape[:2]
+        u0, v0 = max(box[0], 0), max(box[1], 0)
+        u1, v1 = min(box[2], w), min(box[3], h)
+        # A one-pixel blur widens each edge's basin to ~2 px: the grid's corners move ~0.5 px a step.
+        img = cv2.GaussianBlur(rgb[v0:v1, u0:u1].astype(np.float32) / 255.0, (5, 5), 1.0)
+        gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+        gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+        return cls(gx, gy, np.array([u0, v0], np.float64))
+
+    def sample(self, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Bilinear gradients at full-resolution points (..., 2): (gx, gy) (..., 3) and inside (...)."""
+        h, w = self.gx.shape[:2]
+        p = (uv - self.origin).astype(np.float32)
+        inside = (p[..., 0] >= 0) & (p[..., 0] < w - 1) & (p[..., 1] >= 0) & (p[..., 1] < h - 1)
+        # remap takes maps of fewer than 32767 rows and columns: one row per pose.
+        mx = p[..., 0].reshape(-1, p.shape[-2]) if p.ndim > 2 else p[None, :, 0]
+        my = p[..., 1].reshape(-1, p.shape[-2]) if p.ndim > 2 else p[None, :, 1]
+        gx = cv2.remap(self.gx, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        gy = cv2.remap(self.gy, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        shape = (*uv.shape[:-1], 3)
+        return gx.reshape(shape), gy.reshape(shape), inside
+
+
+def _project(P: np.ndarray, intr: Intrinsics) -> np.ndarray:
+    z = np.maximum(P[..., 2], 1e-6)
+    return np.stack([intr.fx * P[..., 0] / z + intr.cx, intr.fy * P[..., 1] / z + intr.cy], axis=-1)
+
+
+def outline_edges(uv: np.ndarray) -> np.ndarray:
+    """Indices of the points of uv (K, 2) on their convex hull, in order around it."""
+    return cv2.convexHull(uv.astype(np.float32), returnPoints=False).ravel()
+
+
+def outline_samples(uv: np.ndarray, order: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points along the polygon uv[..., order, :] (counts[i] of them on edge i, evenly spaced) and
+    the polygon's outward normals there: (..., N, 2) each. uv (..., K, 2) for several poses at once,
+    so that the outline keeps the same vertices (and samples) while a pose moves a little."""
+    a = uv[..., order, :]
+    d = np.roll(a, -1, axis=-2) - a
+    edge = np.repeat(np.arange(len(order)), counts)
+    frac = np.concatenate([(np.arange(k) + 0.5) / k for k in counts])
+    pts = a[..., edge, :] + frac[:, None] * d[..., edge, :]
+    n = np.stack([d[..., 1], -d[..., 0]], axis=-1) / np.maximum(
+        np.linalg.norm(d, axis=-1, keepdims=True), 1e-9
+    )
+    # Outward: away from the polygon's centre (the hull may come either way round).
+    centre = a.mean(axis=-2, keepdims=True)
+    mid = a + 0.5 * d
+    n = np.where(((mid - centre) * n).sum(axis=-1, keepdims=True) < 0, -n, n)
+    return pts, n[..., edge, :]
+
+
+def outline_strength(
+    grad: ColourGradient, pts: np.ndarray, normals: np.ndarray, keep: np.ndarray
+) -> np.ndarray:
+    """Mean colour gradient across the outline, per pose: pts, normals (..., N, 2), keep (N,)."""
+    gx, gy, inside = grad.sample(pts)
+    across = gx * normals[..., 0:1] + gy * normals[..., 1:2]
+    strength = np.sqrt((across**2).sum(axis=-1))
+    use = inside & keep
+    return (strength * use).sum(axis=-1) / np.maximum(use.sum(axis=-1), 1)
+
+
+def _unoccluded(pts: np.ndarray, normals: np.ndarray, depth_m: np.ndarray, z_obj: float) -> np.ndarray:
+    """Outline points whose outside neighbour is not nearer than the object (no occluder there)."""
+    probe = np.round(pts + PROBE_PX * normals).astype(np.int64)
+    h, w = depth_m.shape
+    ok = (probe[:, 0] >= 0) & (probe[:, 0] < w) & (probe[:, 1] >= 0) & (probe[:, 1] < h)
+    d = np.zeros(len(pts))
+    d[ok] = depth_m[probe[ok, 1], probe[ok, 0]]
+    return ~ok | (d <= 0) | (d > z_obj - OCCLUDER_M)
+
+
+def align_to_edges(
+    T_cam_obj: np.ndarray,
+    hull_obj: np.ndarray,
+    T_cam_table: np.ndarray,
+    rgb: np.ndarray,
+    depth_m: np.ndarray,
+    intr: Intrinsics,
+) -> tuple[np.ndarray, float, float]:
+    """T_cam_obj turned about the table normal through its centre and moved along the table so that
+    its outline lies on the colour image's strongest edges. Returns (pose, strength before, after)."""
+    centre_cam = T_cam_obj[:3, :3] @ hull_obj.mean(axis=0) + T_cam_obj[:3, 3]
+    Rt = T_cam_table[:3, :3]
+    # Object pose in a table frame whose origin is under the object's centre.
+    T_ct = T_cam_table.copy()
+    T_ct[:3, 3] = centre_cam
+    T_to = np.linalg.inv(T_ct) @ T_cam_obj
+    H = hull_obj @ T_to[:3, :3].T + T_to[:3, 3]  # hull in that frame, turning about its origin
+
+    uv0 = _project(H @ Rt.T + centre_cam, intr)
+    pad = MARGIN_PX + 0.5 * np.ptp(uv0, axis=0).max()
+    lo, hi = uv0.mean(axis=0) - pad, uv0.mean(axis=0) + pad
+    grad = ColourGradient.around(rgb, (int(lo[0]), int(lo[1]), int(hi[0]) + 1, int(hi[1]) + 1))
+    z_obj = float(centre_cam[2])
+
+    def project(yaw_deg: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        Rz = _rz(np.radians(yaw_deg))  # (C, 3, 3)
+        offset = np.concatenate([shift, np.zeros((len(shift), 1))], axis=1)[:, None]
+        return _project((H[None] @ Rz.transpose(0, 2, 1) + offset) @ Rt.T + centre_cam, intr)
+
+    def outline_at(yaw_deg: float, shift: np.ndarray):
+        """The outline's vertices, samples per edge and unoccluded samples at one pose."""
+        uv = project(np.array([yaw_deg]), shift[None])[0]
+        order = outline_edges(uv)
+        a = uv[order]
+        counts = np.maximum(np.linalg.norm(np.roll(a, -1, axis=0) - a, axis=1).astype(int), 1)
+        pts, normals = outline_samples(uv, order, counts)
+        return order, counts, _unoccluded(pts, normals, depth_m, z_obj)
+
+    def strengths(yaw_deg: np.ndarray, shift: np.ndarray, shape) -> np.ndarray:
+        pts, normals = outline_samples(project(yaw_deg, shift), shape[0], shape[1])
+        return outline_strength(grad, pts, normals, shape[2])
+
+    cur_yaw, cur_shift = 0.0, np.zeros(2)
+    shape = outline_at(cur_yaw, cur_shift)
+    before = cur = float(strengths(np.zeros(1), np.zeros((1, 2)), shape)[0])
+    for yaw_range, yaw_step, shift_range, shift_step in GRIDS:
+        dy = np.arange(-yaw_range, yaw_range + 1e-9, yaw_step)
+        ds = np.arange(-shift_range, shift_range + 1e-12, shift_step)
+        yy, sx, sy = np.meshgrid(dy, ds, ds, indexing="ij")
+        yaw = cur_yaw + yy.ravel()
+        shift = cur_shift + np.stack([sx.ravel(), sy.ravel()], axis=1)
+        s = strengths(yaw, shift, shape)
+        k = int(np.argmax(s))
+        if s[k] > cur:
+            cur_yaw, cur_shift, cur = float(yaw[k]), shift[k].copy(), float(s[k])
+            shape = outline_at(cur_yaw, cur_shift)  # the outline's vertices where the search now is
+            cur = float(strengths(np.array([cur_yaw]), cur_shift[None], shape)[0])
+    M = np.eye(4)
+    M[:3, :3] = _rz(np.radians(cur_yaw))
+    M[:2, 3] = cur_shift
+    return T_ct @ M @ T_to, before, cur
+
+
+def align_resting_to_edges(
+    T_cam_obj: np.ndarray,
+    class_name: str,
+    plane: Plane,
+    resting: list[RestingPose],
+    rgb: np.ndarray,
+    depth_m: np.ndarray,
+    intr: Intrinsics,
+) -> tuple[np.ndarray, float] | None:
+    """align_to_edges for a pose within RESTING_TILT_DEG of one of the class's resting poses (an
+    object leaning on another has more than yaw and table position free). Returns (pose, ratio of the
+    outline's edge strength after to before) or None when the pose is not resting."""
+    T_cam_table = plane.frame(T_cam_obj[:3, 3])
+    _, tilt = _nearest_resting(resting, T_cam_table[:3, :3].T @ T_cam_obj[:3, :3])
+    if tilt > RESTING_TILT_DEG:
+        return None
+    T, before, after = align_to_edges(
+        T_cam_obj, model_cloud(class_name).hull, T_cam_table, rgb, depth_m, intr
+    )
+    return T, after / max(before, 1e-9)
