@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from graspstack.geometry import quat_to_matrix
 from graspstack.metric import angular_error_deg, within_spec
 from graspstack.pose_model.edges import align_resting_to_edges
-from graspstack.predictors.scripted.fit import _rz
+from graspstack.predictors.scripted.fit import _rz, model_cloud
 from graspstack.predictors.scripted.priors import load_priors
 from graspstack.predictors.scripted.table import back_project, fit_plane
 
 
-def _moved(T: np.ndarray, plane, yaw_deg: float, shift_m: tuple[float, float], tilt_deg: float = 0.0):
-    """T_cam_obj turned about the table normal (and tilted about a table axis) through its origin, and
-    shifted along the table."""
-    T_ct = plane.frame(T[:3, 3])
+def _moved(
+    T: np.ndarray,
+    plane,
+    yaw_deg: float,
+    shift_m: tuple[float, float],
+    tilt_deg: float = 0.0,
+    pivot_obj: np.ndarray | None = None,
+):
+    """T_cam_obj turned about the table normal (and tilted about a table axis) through pivot_obj (the
+    object's origin by default), and shifted along the table."""
+    pivot = T[:3, 3] if pivot_obj is None else T[:3, :3] @ pivot_obj + T[:3, 3]
+    T_ct = plane.frame(pivot)
+    T_ct[:3, 3] = pivot
     T_to = np.linalg.inv(T_ct) @ T
     c, s = np.cos(np.radians(tilt_deg)), np.sin(np.radians(tilt_deg))
     tilt = np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
@@ -70,3 +80,37 @@ def test_a_pose_tilted_off_every_resting_pose_is_left_alone(nominal_scenes):
         align_resting_to_edges(tilted, name, plane, resting[name], r.rgb, r.depth_m, r.scene.intrinsics_obj())
         is None
     )
+
+
+@pytest.fixture(scope="module")
+def more_nominal_scenes(lab_cell):
+    """Scenes after the shared ones: those hold only two legos lying on their side."""
+    from lab.scenes import render_scene
+
+    return [render_scene(lab_cell, "nominal", 4242, i) for i in range(6, 18)]
+
+
+def test_a_lego_on_its_side_the_wrong_way_round_is_turned_by_its_outline(
+    nominal_scenes, more_nominal_scenes, hard_scenes
+):
+    """The depth cannot tell which end of a lying lego has the studs; its outline can."""
+    resting = load_priors().resting
+    plain, flipped = [], []
+    for r, plane, T_gt, name in _resting_objects(
+        nominal_scenes + more_nominal_scenes + hard_scenes, {"lego"}
+    ):
+        up = (plane.frame(T_gt[:3, 3])[:3, :3].T @ T_gt[:3, :3]).T @ [0.0, 0.0, 1.0]
+        if abs(up[2]) > 0.5:
+            continue  # studs up or down: turning it half about the vertical is a symmetry
+        # As the depth fit has it: the brick's body where the depth is, the studs at the wrong end.
+        start = _moved(T_gt, plane, yaw_deg=183.0, shift_m=(0.0004, 0.0), pivot_obj=model_cloud(name).centre)
+        for try_flip, out in ((False, plain), (True, flipped)):
+            T, _ = align_resting_to_edges(
+                start, name, plane, resting[name], r.rgb, r.depth_m, r.scene.intrinsics_obj(), try_flip
+            )
+            te = float(np.linalg.norm(T[:3, 3] - T_gt[:3, 3]))
+            out.append(within_spec(te, angular_error_deg(name, T_gt[:3, :3], T[:3, :3])))
+    assert len(flipped) >= 5 and not any(plain)
+    # Measured: 5 of 7. The other two come back 176-178 deg off: their outline both ways round is
+    # within 5% in strength, and the turned start lands 1-2 mm off the brick (edges.py).
+    assert np.mean(flipped) >= 0.7
