@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.spatial import cKDTree
 
 from graspstack.frames import Intrinsics
 from graspstack.metric import angular_error_deg
@@ -114,6 +115,30 @@ def outline_strength(
     return (strength * use).sum(axis=-1) / np.maximum(use.sum(axis=-1), 1)
 
 
+def silhouette(uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The outer outline of projected surface samples uv (N, 2), one pixel apart: for each outline
+    pixel the index of the sample nearest it (the point of the object that makes the outline there)
+    and the outward normal (M, 2). For shapes whose convex hull is not their outline (a duck's neck)."""
+    lo = np.floor(uv.min(axis=0)).astype(np.int64) - 2
+    px = np.round(uv).astype(np.int64) - lo
+    size = px.max(axis=0) + 3
+    mask = np.zeros((size[1], size[0]), np.uint8)
+    mask[px[:, 1], px[:, 0]] = 1
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))  # gaps between samples
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    c = max(contours, key=len).reshape(-1, 2).astype(np.float64)
+    tangent = np.roll(c, -2, axis=0) - np.roll(c, 2, axis=0)
+    n = np.stack([tangent[:, 1], -tangent[:, 0]], axis=1)
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-9)
+    probe = np.round(c + 2.0 * n).astype(np.int64)
+    ok = (probe[:, 0] >= 0) & (probe[:, 0] < size[0]) & (probe[:, 1] >= 0) & (probe[:, 1] < size[1])
+    outside = ~ok.copy()
+    outside[ok] = mask[probe[ok, 1], probe[ok, 0]] == 0
+    if outside.mean() < 0.5:
+        n = -n
+    return cKDTree(uv).query(c + lo)[1], n
+
+
 def _unoccluded(pts: np.ndarray, normals: np.ndarray, depth_m: np.ndarray, z_obj: float) -> np.ndarray:
     """Outline points whose outside neighbour is not nearer than the object (no occluder there)."""
     probe = np.round(pts + PROBE_PX * normals).astype(np.int64)
@@ -131,9 +156,12 @@ def align_to_edges(
     rgb: np.ndarray,
     depth_m: np.ndarray,
     intr: Intrinsics,
+    surface_obj: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, float]:
     """T_cam_obj turned about the table normal through its centre and moved along the table so that
-    its outline lies on the colour image's strongest edges. Returns (pose, strength before, after)."""
+    its outline lies on the colour image's strongest edges. Returns (pose, strength before, after).
+    The outline is the convex hull of hull_obj's projection, or with surface_obj (dense surface
+    samples) the outer outline of their projection (silhouette)."""
     centre_cam = T_cam_obj[:3, :3] @ hull_obj.mean(axis=0) + T_cam_obj[:3, 3]
     Rt = T_cam_table[:3, :3]
     # Object pose in a table frame whose origin is under the object's centre.
@@ -148,22 +176,36 @@ def align_to_edges(
     grad = ColourGradient.around(rgb, (int(lo[0]), int(lo[1]), int(hi[0]) + 1, int(hi[1]) + 1))
     z_obj = float(centre_cam[2])
 
-    def project(yaw_deg: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    def project_points(P: np.ndarray, yaw_deg: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        """Frame points P (K, 3) at C poses (yaw deg (C,), table shift (C, 2)): pixels (C, K, 2)."""
         Rz = _rz(np.radians(yaw_deg))  # (C, 3, 3)
         offset = np.concatenate([shift, np.zeros((len(shift), 1))], axis=1)[:, None]
-        return _project((H[None] @ Rz.transpose(0, 2, 1) + offset) @ Rt.T + centre_cam, intr)
+        return _project((P[None] @ Rz.transpose(0, 2, 1) + offset) @ Rt.T + centre_cam, intr)
+
+    def project(yaw_deg: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        return project_points(H, yaw_deg, shift)
+
+    S = None if surface_obj is None else surface_obj @ T_to[:3, :3].T + T_to[:3, 3]
 
     def outline_at(yaw_deg: float, shift: np.ndarray):
-        """The outline's vertices, samples per edge and unoccluded samples at one pose."""
+        """What the outline is made of at one pose, for strengths() at poses near it."""
         uv = project(np.array([yaw_deg]), shift[None])[0]
-        order = outline_edges(uv)
-        a = uv[order]
-        counts = np.maximum(np.linalg.norm(np.roll(a, -1, axis=0) - a, axis=1).astype(int), 1)
-        pts, normals = outline_samples(uv, order, counts)
-        return order, counts, _unoccluded(pts, normals, depth_m, z_obj)
+        if S is None:
+            order = outline_edges(uv)
+            a = uv[order]
+            counts = np.maximum(np.linalg.norm(np.roll(a, -1, axis=0) - a, axis=1).astype(int), 1)
+            pts, normals = outline_samples(uv, order, counts)
+            return order, counts, _unoccluded(pts, normals, depth_m, z_obj)
+        Rz = _rz(np.radians(yaw_deg))
+        uv_s = _project((S @ Rz.T + [shift[0], shift[1], 0.0]) @ Rt.T + centre_cam, intr)
+        nearest, normals = silhouette(uv_s)
+        return nearest, normals, _unoccluded(uv_s[nearest], normals, depth_m, z_obj)
 
     def strengths(yaw_deg: np.ndarray, shift: np.ndarray, shape) -> np.ndarray:
-        pts, normals = outline_samples(project(yaw_deg, shift), shape[0], shape[1])
+        if S is None:
+            pts, normals = outline_samples(project(yaw_deg, shift), shape[0], shape[1])
+        else:  # the outline's surface points move with the pose; their normals are kept
+            pts, normals = project_points(S[shape[0]], yaw_deg, shift), shape[1]
         return outline_strength(grad, pts, normals, shape[2])
 
     cur_yaw, cur_shift = 0.0, np.zeros(2)
@@ -208,6 +250,7 @@ def align_resting_to_edges(
     depth_m: np.ndarray,
     intr: Intrinsics,
     try_flip: bool = False,
+    silhouette_outline: bool = False,
 ) -> tuple[np.ndarray, float] | None:
     """align_to_edges for a pose within RESTING_TILT_DEG of one of the class's resting poses (an
     object leaning on another has more than yaw and table position free). Returns (pose, ratio of the
@@ -222,7 +265,8 @@ def align_resting_to_edges(
     if tilt > RESTING_TILT_DEG:
         return None
     cloud = model_cloud(class_name)
-    T, before, after = align_to_edges(T_cam_obj, cloud.hull, T_cam_table, rgb, depth_m, intr)
+    surface = cloud.dense if silhouette_outline else None
+    T, before, after = align_to_edges(T_cam_obj, cloud.hull, T_cam_table, rgb, depth_m, intr, surface)
     if try_flip:
         # The aligned pose turned (its yaw is the better start), about the surface's centre: the hull's
         # vertices crowd on the studs, and a turn about their mean would put the brick millimetres off.
@@ -230,7 +274,7 @@ def align_resting_to_edges(
         if angular_error_deg(class_name, T_cam_obj[:3, :3], T_flip[:3, :3]) > 90.0:
             # A wider shift grid for this start lets 7 of 7 test legos turned about their centre come
             # back (5 of 7 without) but lost 1-2 legos of the validation and diagnostic scenes.
-            T2, _, after2 = align_to_edges(T_flip, cloud.hull, T_cam_table, rgb, depth_m, intr)
+            T2, _, after2 = align_to_edges(T_flip, cloud.hull, T_cam_table, rgb, depth_m, intr, surface)
             if after2 > after:
                 T, after = T2, after2
     return T, after / max(before, 1e-9)
