@@ -32,6 +32,7 @@ RESTING_TILT_DEG = 3.0  # aligned only when this close to a resting pose: yaw is
 MARGIN_PX = 12  # the gradient window reaches this far beyond the outline's box
 OCCLUDER_M = 0.01  # depth just outside the outline nearer than the object by this: not our edge
 PROBE_PX = 3.0  # how far outside the outline the occlusion test looks
+SILHOUETTE_STRIDE = 3  # every third dense sample: the same accuracy on validation, 8.6 -> 6.4 ms a duck
 # Coarse to fine grids around the best pose so far: (yaw half-range deg, yaw step deg, shift half-range m,
 # shift step m). Each is one vectorised evaluation; the outline's vertices are chosen anew before each.
 GRIDS = (
@@ -265,7 +266,7 @@ def align_resting_to_edges(
     if tilt > RESTING_TILT_DEG:
         return None
     cloud = model_cloud(class_name)
-    surface = cloud.dense if silhouette_outline else None
+    surface = cloud.dense[::SILHOUETTE_STRIDE] if silhouette_outline else None
     T, before, after = align_to_edges(T_cam_obj, cloud.hull, T_cam_table, rgb, depth_m, intr, surface)
     if try_flip:
         # The aligned pose turned (its yaw is the better start), about the surface's centre: the hull's
