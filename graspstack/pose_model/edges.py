@@ -81,28 +81,22 @@ def _project(P: np.ndarray, intr: Intrinsics) -> np.ndarray:
     return np.stack([intr.fx * P[..., 0] / z + intr.cx, intr.fy * P[..., 1] / z + intr.cy], axis=-1)
 
 
-def outline_edges(uv: np.ndarray) -> np.ndarray:
-    """Indices of the points of uv (K, 2) on their convex hull, in order around it."""
-    return cv2.convexHull(uv.astype(np.float32), returnPoints=False).ravel()
-
-
-def outline_samples(uv: np.ndarray, order: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Points along the polygon uv[..., order, :] (counts[i] of them on edge i, evenly spaced) and
-    the polygon's outward normals there: (..., N, 2) each. uv (..., K, 2) for several poses at once,
-    so that the outline keeps the same vertices (and samples) while a pose moves a little."""
-    a = uv[..., order, :]
-    d = np.roll(a, -1, axis=-2) - a
+def hull_outline(P: np.ndarray, uv: np.ndarray, step_px: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The convex hull of uv (K, 2), the projections of points P (K, 3): points along it every
+    step_px, given as points on the 3D segments between P's hull vertices (a segment projects onto
+    the segment between its ends' projections, so they stay on the outline while the pose moves a
+    little), and the hull's outward normals there. Returns (M, 3) points and (M, 2) normals."""
+    order = cv2.convexHull(uv.astype(np.float32), returnPoints=False).ravel()
+    a2, a3 = uv[order], P[order]
+    d2, d3 = np.roll(a2, -1, axis=0) - a2, np.roll(a3, -1, axis=0) - a3
+    length = np.linalg.norm(d2, axis=1)
+    counts = np.maximum((length / step_px).astype(int), 1)
     edge = np.repeat(np.arange(len(order)), counts)
-    frac = np.concatenate([(np.arange(k) + 0.5) / k for k in counts])
-    pts = a[..., edge, :] + frac[:, None] * d[..., edge, :]
-    n = np.stack([d[..., 1], -d[..., 0]], axis=-1) / np.maximum(
-        np.linalg.norm(d, axis=-1, keepdims=True), 1e-9
-    )
+    frac = np.concatenate([(np.arange(k) + 0.5) / k for k in counts])[:, None]
+    n = np.stack([d2[:, 1], -d2[:, 0]], axis=1) / np.maximum(length[:, None], 1e-9)
     # Outward: away from the polygon's centre (the hull may come either way round).
-    centre = a.mean(axis=-2, keepdims=True)
-    mid = a + 0.5 * d
-    n = np.where(((mid - centre) * n).sum(axis=-1, keepdims=True) < 0, -n, n)
-    return pts, n[..., edge, :]
+    n = np.where((((a2 + 0.5 * d2) - a2.mean(axis=0)) * n).sum(axis=1, keepdims=True) < 0, -n, n)
+    return a3[edge] + frac * d3[edge], n[edge]
 
 
 def outline_strength(
@@ -179,35 +173,31 @@ def align_to_edges(
 
     def project_points(P: np.ndarray, yaw_deg: np.ndarray, shift: np.ndarray) -> np.ndarray:
         """Frame points P (K, 3) at C poses (yaw deg (C,), table shift (C, 2)): pixels (C, K, 2)."""
-        Rz = _rz(np.radians(yaw_deg))  # (C, 3, 3)
-        offset = np.concatenate([shift, np.zeros((len(shift), 1))], axis=1)[:, None]
-        return _project((P[None] @ Rz.transpose(0, 2, 1) + offset) @ Rt.T + centre_cam, intr)
-
-    def project(yaw_deg: np.ndarray, shift: np.ndarray) -> np.ndarray:
-        return project_points(H, yaw_deg, shift)
+        # Turns about the frame's z axis, written out: a batched 3x3 matmul is several times slower.
+        c, s = np.cos(np.radians(yaw_deg))[:, None], np.sin(np.radians(yaw_deg))[:, None]
+        x = c * P[:, 0] - s * P[:, 1] + shift[:, :1]
+        y = s * P[:, 0] + c * P[:, 1] + shift[:, 1:]
+        cam = x[..., None] * Rt[:, 0] + y[..., None] * Rt[:, 1] + (P[:, 2:3] * Rt[:, 2] + centre_cam)
+        return _project(cam, intr)
 
     S = None if surface_obj is None else surface_obj @ T_to[:3, :3].T + T_to[:3, 3]
 
     def outline_at(yaw_deg: float, shift: np.ndarray):
-        """What the outline is made of at one pose, for strengths() at poses near it."""
-        uv = project(np.array([yaw_deg]), shift[None])[0]
+        """The outline at one pose, for strengths() at poses near it: its points (frame, at yaw 0 and
+        no shift), their outward normals there and which of them no occluder hides."""
+        yaw, sh = np.array([yaw_deg]), shift[None]
         if S is None:
-            order = outline_edges(uv)
-            a = uv[order]
-            counts = np.maximum(np.linalg.norm(np.roll(a, -1, axis=0) - a, axis=1).astype(int), 1)
-            pts, normals = outline_samples(uv, order, counts)
-            return order, counts, _unoccluded(pts, normals, depth_m, z_obj)
-        Rz = _rz(np.radians(yaw_deg))
-        uv_s = _project((S @ Rz.T + [shift[0], shift[1], 0.0]) @ Rt.T + centre_cam, intr)
-        nearest, normals = silhouette(uv_s)
-        return nearest, normals, _unoccluded(uv_s[nearest], normals, depth_m, z_obj)
+            points, normals = hull_outline(H, project_points(H, yaw, sh)[0])
+        else:
+            nearest, normals = silhouette(project_points(S, yaw, sh)[0])
+            points = S[nearest]
+        uv = project_points(points, yaw, sh)[0]
+        return points, normals, _unoccluded(uv, normals, depth_m, z_obj)
 
     def strengths(yaw_deg: np.ndarray, shift: np.ndarray, shape) -> np.ndarray:
-        if S is None:
-            pts, normals = outline_samples(project(yaw_deg, shift), shape[0], shape[1])
-        else:  # the outline's surface points move with the pose; their normals are kept
-            pts, normals = project_points(S[shape[0]], yaw_deg, shift), shape[1]
-        return outline_strength(grad, pts, normals, shape[2])
+        # The outline's points move with the pose; their normals are kept (the turns are small).
+        points, normals, keep = shape
+        return outline_strength(grad, project_points(points, yaw_deg, shift), normals, keep)
 
     cur_yaw, cur_shift = 0.0, np.zeros(2)
     shape = outline_at(cur_yaw, cur_shift)

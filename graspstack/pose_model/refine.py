@@ -164,7 +164,7 @@ def refine_pose(
     search_nearest_resting: int | None = None,
     snap_max_deg: float | None = None,
     free_polish: tuple[str, ...] = (),
-    free_polish_levels: tuple[tuple[float, float], ...] = FREE_POLISH_LEVELS,
+    free_polish_levels: tuple[tuple[float, float], ...] | None = None,
     free_polish_rounds: int = 3,
 ) -> Refined:
     rng = np.random.default_rng(seed)
@@ -225,7 +225,7 @@ def refine_pose(
             depth_m,
             intr,
             tol,
-            free_polish_levels,
+            FREE_POLISH_LEVELS if free_polish_levels is None else free_polish_levels,
             free_polish_rounds,
         )
         sc, inl, vio = _score(Q, Rp[None], tp[None], cloud, T_ct, depth_m, intr, tol)
