@@ -71,16 +71,17 @@ FREE_POLISH = {"default": ("free", "resting", "search"), "lego": ()}
 RESTING_YAW_OFFSETS_DEG = {"teddy": (0.0, -20.0, 20.0)}
 # Classes whose resting fits get their yaw and table position from the colour image's edges
 # (edges.py): a lego's yaw is within the depth's noise (nominal legos within spec 92% -> 99%, hard
-# 59% -> 69% of those found, on diagnostic scenes). Ducks, outlined by their silhouette (their
-# convex hull is not their outline): hard validation ducks 82% -> 86%, nominal unchanged, ~2.5 ms
-# a duck. Teddies, mugs and jengas gained 1-2 points of their hard class and lost a nominal object
-# or two, for 30-50 ms more per hard frame: not aligned.
-EDGE_ALIGNED = ("lego", "duck")
+# 59% -> 69% of those found, on diagnostic scenes), at ~3-5 ms a lego. Ducks outlined by their
+# silhouette (their convex hull is not their outline) gained on hard validation scenes (ducks 82% ->
+# 86%, hard 78.9% -> 79.8%, nominal unchanged) but cost ~6 ms a duck, which the served p99 cannot
+# afford now (the pilot's latency gate failed with them); teddies, mugs and jengas gained 1-2 points
+# of their hard class and lost a nominal object or two, for 30-50 ms more per hard frame.
+EDGE_ALIGNED = ("lego",)
 # ... and the lego's outline also chooses which way round it lies on its side, which the depth cannot
 # see (on validation side-lying legos the stronger outline was the right way round 43 of 43 times
 # nominal and 51 of 59 hard; hard legos within spec 57% -> 62%, diagnostic nominal ones 97% -> 99%).
 EDGE_FLIPPED = ("lego",)
-EDGE_SILHOUETTE = ("duck",)  # outlined by their silhouette; legos by their hull (better, cheaper)
+EDGE_SILHOUETTE: tuple[str, ...] = ()  # classes outlined by their silhouette, not their convex hull
 POLISH_LEVELS_FROM_FIT = ((0.003, 1.5), (0.0015, 0.75))
 SCORE_ZERO_CONFIDENCE = 1.1
 # Refinement score (see scripted fit: surface + 2 x free-space) above which the network-seeded fits
