@@ -252,11 +252,13 @@ def fit_segment(
     intr: Intrinsics,
     seed: int = 0,
     light: bool = False,
+    polish: bool = True,
 ) -> Fit:
     """Best resting pose, yaw and position on the table for one segment's camera-frame points.
 
     light=True (the pose model's second opinion on small objects) polishes one start with a shorter
-    pattern search: about a third of the time.
+    pattern search: about a third of the time. polish=False leaves the pattern search out (for a
+    caller that sets yaw and table position its own way).
     """
     rng = np.random.default_rng(seed)
     cloud = model_cloud(class_name)
@@ -296,10 +298,10 @@ def fit_segment(
     score = _score(Q_fine, R, t, cloud, T_ct, depth_m, intr, tol)[0]
     top = np.argsort(score)[: 1 if light else POLISH_STARTS]
     R, t, ks = R[top], t[top], ks[top]
-    if light:
+    if polish and light:
         Q_light = Q_fine[:POLISH_LIGHT_POINTS]
         R, t = _polish(Q_light, R, t, cloud, T_ct, depth_m, intr, tol, POLISH_LEVELS[1:], 2)
-    else:
+    elif polish:
         R, t = _polish(Q_fine, R, t, cloud, T_ct, depth_m, intr, tol)
     score, inliers, violation = _score(Q_fine, R, t, cloud, T_ct, depth_m, intr, tol)
     i = int(np.argmin(score))
