@@ -29,7 +29,7 @@ from graspstack.pose_model.decode import Instance, decode
 from graspstack.pose_model.edges import align_resting_to_edges
 from graspstack.pose_model.geometry import bbox_centre_obj, ray_rotation
 from graspstack.pose_model.network import INPUT_HW, make_input, split_outputs
-from graspstack.pose_model.refine import refine_pose
+from graspstack.pose_model.refine import Refined, refine_pose
 from graspstack.pose_model.registry import _root, fold_batchnorm, load_crop_network, load_network
 from graspstack.predictors.scripted.fit import model_cloud
 from graspstack.predictors.scripted.predictor import _suppress_duplicates
@@ -95,8 +95,9 @@ FALLBACK_SCORE = 0.45
 # cluttered frame has many unexplained pieces, each a crop and a polish; two keep the nominal gain (no
 # validation object was found by a third) and bound the cost on hard frames.
 MAX_RESIDUAL_PROPOSALS = 2
-# Evidence such an answer must carry (see _second_look_holds): real objects on validation scenes had
-# class probability >= 0.99, a score <= 0.61 and free-space violation <= 0.07 in nine cases of ten.
+# Evidence such an answer must carry (_second_look_class_holds, _second_look_fit_holds): real objects
+# on validation scenes had class probability >= 0.99, a score <= 0.61 and free-space violation
+# <= 0.07 in nine cases of ten.
 SECOND_LOOK_MIN_CLASS_PROB = 0.95
 SECOND_LOOK_MAX_SCORE = 0.7
 SECOND_LOOK_MAX_FREE_SPACE = 0.1
@@ -221,13 +222,14 @@ class ModelPredictor:
                 timings[k] += v
         t1 = time.perf_counter()
         poses = [p for r in results if (p := self._polish(r, plane, depth, intr, frame.rgb)) is not None]
-        poses = [p for p in poses if p.extras["source"] == "detector" or _second_look_holds(p)]
         timings["refine"] = (time.perf_counter() - t1) * 1e3
         return poses
 
     def _polish(
         self, r: CropResult, plane, depth: np.ndarray, intr: Intrinsics, rgb: np.ndarray
     ) -> ObjectPose | None:
+        if not _second_look_class_holds(r):
+            return None
         fit = refine_pose(
             r.T_cam_obj,
             r.points,
@@ -254,6 +256,8 @@ class ModelPredictor:
             free_polish=FREE_POLISH.get(r.class_name, FREE_POLISH["default"]),
             search_polish=r.class_name not in SEARCH_UNPOLISHED,
         )
+        if not _second_look_fit_holds(r, fit):
+            return None
         T_final = fit.T_cam_obj
         aligned = (
             align_resting_to_edges(
@@ -376,18 +380,21 @@ class ModelPredictor:
         )
 
 
-def _second_look_holds(pose: ObjectPose) -> bool:
-    """An answer from a crop that stage 1 did not propose must carry its own evidence.
+def _second_look_class_holds(r: CropResult) -> bool:
+    """An answer from a crop that stage 1 did not propose must carry its own evidence: CropNet sure
+    of its class (checked before the refinement, which costs 10-20 ms such a crop) ...
 
     On hard validation scenes such crops are mostly distractors or pieces of other objects (149 of
     181 answers were no catalogue object of that class within 2 cm); CropNet is sure of its class
     for both, but a real object's fit explains the depth (surface score, no model in seen free space).
     """
-    e = pose.extras
-    return (
-        e["class_prob"] >= SECOND_LOOK_MIN_CLASS_PROB
-        and e["score"] <= SECOND_LOOK_MAX_SCORE
-        and e["free_space"] <= SECOND_LOOK_MAX_FREE_SPACE
+    return r.proposal.source == "detector" or r.class_prob >= SECOND_LOOK_MIN_CLASS_PROB
+
+
+def _second_look_fit_holds(r: CropResult, fit: Refined) -> bool:
+    """... and a fit that explains the depth (checked before the colour-edge alignment)."""
+    return r.proposal.source == "detector" or (
+        fit.score <= SECOND_LOOK_MAX_SCORE and fit.free_space_violation <= SECOND_LOOK_MAX_FREE_SPACE
     )
 
 

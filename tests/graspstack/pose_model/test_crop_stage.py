@@ -3,9 +3,11 @@ second look at pixels that no fitted object explains; the depth smoothing the ri
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
-from graspstack.frames import Intrinsics, ObjectPose
+from graspstack.frames import Intrinsics
 from graspstack.pose_model.correspond import RigidFit
 from graspstack.pose_model.crop_stage import (
     GENERIC_CLASS,
@@ -15,7 +17,7 @@ from graspstack.pose_model.crop_stage import (
     smooth_on_mask,
     uncovered_proposals,
 )
-from graspstack.pose_model.infer import _second_look_holds
+from graspstack.pose_model.infer import _second_look_class_holds, _second_look_fit_holds
 from graspstack.predictors.scripted.table import back_project
 
 INTR = Intrinsics(600.0, 600.0, 319.5, 239.5, 640, 480)
@@ -65,16 +67,23 @@ def test_explained_pixels_cover_a_fitted_objects_mask_and_nothing_else():
     assert len(residual) == 1 and residual[0].class_name == "lego" and residual[0].source == "residual"
 
 
-def _pose(**extras) -> ObjectPose:
-    base = {"class_prob": 0.99, "score": 0.5, "free_space": 0.02, "source": "residual"}
-    return ObjectPose("lego", np.zeros(3), np.array([0.0, 0.0, 0.0, 1.0]), 0.5, base | extras)
+def _crop(source: str = "residual", class_prob: float = 0.99) -> SimpleNamespace:
+    return SimpleNamespace(proposal=SimpleNamespace(source=source), class_prob=class_prob)
+
+
+def _fit(score: float = 0.5, free_space: float = 0.02) -> SimpleNamespace:
+    return SimpleNamespace(score=score, free_space_violation=free_space)
 
 
 def test_a_second_look_answer_must_explain_the_depth():
-    assert _second_look_holds(_pose())
-    assert not _second_look_holds(_pose(class_prob=0.8))
-    assert not _second_look_holds(_pose(score=0.9))  # the model's surface misses the depth
-    assert not _second_look_holds(_pose(free_space=0.3))  # the model sits where the camera sees through
+    assert _second_look_class_holds(_crop()) and _second_look_fit_holds(_crop(), _fit())
+    assert not _second_look_class_holds(_crop(class_prob=0.8))  # refused before its refinement
+    assert not _second_look_fit_holds(_crop(), _fit(score=0.9))  # the model's surface misses the depth
+    assert not _second_look_fit_holds(_crop(), _fit(free_space=0.3))  # where the camera sees through
+    # Stage 1's own proposals are not held to it.
+    assert _second_look_class_holds(_crop("detector", 0.5)) and _second_look_fit_holds(
+        _crop("detector"), _fit(2.0)
+    )
 
 
 def _crop_points(z: np.ndarray) -> np.ndarray:
