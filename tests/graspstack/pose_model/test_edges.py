@@ -5,12 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graspstack.geometry import quat_to_matrix
 from graspstack.metric import angular_error_deg, within_spec
 from graspstack.pose_model.edges import align_resting_to_edges
 from graspstack.predictors.scripted.fit import _rz, model_cloud
 from graspstack.predictors.scripted.priors import load_priors
-from graspstack.predictors.scripted.table import back_project, fit_plane
 
 
 def _moved(
@@ -34,22 +32,15 @@ def _moved(
     return T_ct @ T_to
 
 
-def _resting_objects(scenes, classes: set[str], min_pixels: int = 150):
+def _resting_objects(scene_objects, scenes, classes: set[str], min_pixels: int = 150):
     """(scene, plane, T_gt, class) of resting, mostly visible objects of the classes."""
     resting_up = load_priors().resting
-    for r in scenes:
-        intr = r.scene.intrinsics_obj()
-        points = back_project(r.depth_m, intr)
-        valid = r.depth_m > 0
-        plane, _ = fit_plane(points[valid][::20], seed=0)
-        for k, gt in enumerate(r.scene.ground_truth()):
-            if gt.class_name not in classes or int((r.masks == k + 1).sum()) < min_pixels:
-                continue
-            T = np.eye(4)
-            T[:3, :3], T[:3, 3] = quat_to_matrix(gt.quaternion_xyzw), gt.position_m
-            up = (plane.frame(T[:3, 3])[:3, :3].T @ T[:3, :3]).T @ [0.0, 0.0, 1.0]
-            if max(float(p.up_obj @ up) for p in resting_up[gt.class_name]) > np.cos(np.radians(2.0)):
-                yield r, plane, T, gt.class_name
+    for r, _, _, _, plane, k, gt, T in scene_objects(scenes):
+        if gt.class_name not in classes or int((r.masks == k + 1).sum()) < min_pixels:
+            continue
+        up = (plane.frame(T[:3, 3])[:3, :3].T @ T[:3, :3]).T @ [0.0, 0.0, 1.0]
+        if max(float(p.up_obj @ up) for p in resting_up[gt.class_name]) > np.cos(np.radians(2.0)):
+            yield r, plane, T, gt.class_name
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +59,13 @@ def more_nominal_scenes(lab_cell):
     ],
 )
 def test_a_resting_object_turned_6_6_degrees_and_shifted_comes_back_to_its_outline(
-    nominal_scenes, more_nominal_scenes, hard_scenes, classes, silhouette
+    scene_objects, nominal_scenes, more_nominal_scenes, hard_scenes, classes, silhouette
 ):
     resting = load_priors().resting
     before, after, errors = [], [], []
-    for r, plane, T_gt, name in _resting_objects(nominal_scenes + more_nominal_scenes + hard_scenes, classes):
+    for r, plane, T_gt, name in _resting_objects(
+        scene_objects, nominal_scenes + more_nominal_scenes + hard_scenes, classes
+    ):
         start = _moved(T_gt, plane, yaw_deg=6.6, shift_m=(0.0013, -0.0007))
         out = align_resting_to_edges(
             start,
@@ -95,9 +88,9 @@ def test_a_resting_object_turned_6_6_degrees_and_shifted_comes_back_to_its_outli
     assert np.mean(after) >= 0.85 and np.median(errors) < 1.5
 
 
-def test_a_pose_tilted_off_every_resting_pose_is_left_alone(nominal_scenes):
+def test_a_pose_tilted_off_every_resting_pose_is_left_alone(scene_objects, nominal_scenes):
     resting = load_priors().resting
-    r, plane, T_gt, name = next(_resting_objects(nominal_scenes, {"lego", "jenga"}))
+    r, plane, T_gt, name = next(_resting_objects(scene_objects, nominal_scenes, {"lego", "jenga"}))
     tilted = _moved(T_gt, plane, yaw_deg=0.0, shift_m=(0.0, 0.0), tilt_deg=10.0)
     assert (
         align_resting_to_edges(tilted, name, plane, resting[name], r.rgb, r.depth_m, r.scene.intrinsics_obj())
@@ -106,14 +99,13 @@ def test_a_pose_tilted_off_every_resting_pose_is_left_alone(nominal_scenes):
 
 
 def test_a_lego_on_its_side_the_wrong_way_round_is_turned_by_its_outline(
-    nominal_scenes, more_nominal_scenes, hard_scenes
+    scene_objects, nominal_scenes, more_nominal_scenes, hard_scenes
 ):
     """The depth cannot tell which end of a lying lego has the studs; its outline can."""
     resting = load_priors().resting
     plain, flipped = [], []
-    for r, plane, T_gt, name in _resting_objects(
-        nominal_scenes + more_nominal_scenes + hard_scenes, {"lego"}
-    ):
+    scenes = nominal_scenes + more_nominal_scenes + hard_scenes
+    for r, plane, T_gt, name in _resting_objects(scene_objects, scenes, {"lego"}):
         up = (plane.frame(T_gt[:3, 3])[:3, :3].T @ T_gt[:3, :3]).T @ [0.0, 0.0, 1.0]
         if abs(up[2]) > 0.5:
             continue  # studs up or down: turning it half about the vertical is a symmetry

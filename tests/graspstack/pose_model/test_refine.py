@@ -101,36 +101,29 @@ def test_a_fit_tilted_off_a_resting_pose_is_set_down_unless_clearly_better(nomin
     assert snap(40.0, score=1.0) is None  # too far from any resting pose to be one
 
 
-def test_the_free_polish_takes_a_tilted_and_lifted_fit_back_to_the_depth(hard_scenes):
+def test_the_free_polish_takes_a_tilted_and_lifted_fit_back_to_the_depth(scene_objects, hard_scenes):
     """ICP stops where the surface term does; the six-degree-of-freedom polish on the whole score
     finishes the fit of objects that lean or lie on others (no resting pose to snap to)."""
     before, after, lowered = [], [], []
-    for r in hard_scenes:
-        intr = r.scene.intrinsics_obj()
-        frame_points = back_project(r.depth_m, intr)
-        valid = r.depth_m > 0
-        plane, _ = fit_plane(frame_points[valid][::20], seed=0)
-        for k, gt in enumerate(r.scene.ground_truth()):
-            pts = frame_points[(r.masks == k + 1) & valid]
-            if gt.class_name == "lego" or len(pts) < 200:
-                continue
-            T_ct = plane.frame(pts.mean(axis=0))
-            Q = (pts - T_ct[:3, 3]) @ T_ct[:3, :3]
-            T_gt = np.eye(4)
-            T_gt[:3, :3], T_gt[:3, 3] = quat_to_matrix(gt.quaternion_xyzw), gt.position_m
-            T_to = np.linalg.inv(T_ct) @ _turned(T_gt, plane, tilt_deg=7.0)
-            T_to[2, 3] += 0.006  # and lifted off what it stands on
-            cloud = model_cloud(gt.class_name)
-            tol = score_tolerance(plane, pts)
-            args = (cloud, T_ct, r.depth_m, intr, tol)
-            R, t = _polish_free(Q, T_to[:3, :3], T_to[:3, 3], *args, FREE_POLISH_LEVELS, 3)
-            s0 = _score(Q, T_to[None, :3, :3], T_to[None, :3, 3], *args)[0][0]
-            s1 = _score(Q, R[None], t[None], *args)[0][0]
-            lowered.append(s1 <= s0)
-            for T, out in ((T_to, before), (make_transform(R, t), after)):
-                T_cam = T_ct @ T
-                te = float(np.linalg.norm(T_cam[:3, 3] - gt.position_m))
-                out.append(within_spec(te, angular_error_deg(gt.class_name, T_gt[:3, :3], T_cam[:3, :3])))
+    for r, intr, frame_points, valid, plane, k, gt, T_gt in scene_objects(hard_scenes):
+        pts = frame_points[(r.masks == k + 1) & valid]
+        if gt.class_name == "lego" or len(pts) < 200:
+            continue
+        T_ct = plane.frame(pts.mean(axis=0))
+        Q = (pts - T_ct[:3, 3]) @ T_ct[:3, :3]
+        T_to = np.linalg.inv(T_ct) @ _turned(T_gt, plane, tilt_deg=7.0)
+        T_to[2, 3] += 0.006  # and lifted off what it stands on
+        cloud = model_cloud(gt.class_name)
+        tol = score_tolerance(plane, pts)
+        args = (cloud, T_ct, r.depth_m, intr, tol)
+        R, t = _polish_free(Q, T_to[:3, :3], T_to[:3, 3], *args, FREE_POLISH_LEVELS, 3)
+        s0 = _score(Q, T_to[None, :3, :3], T_to[None, :3, 3], *args)[0][0]
+        s1 = _score(Q, R[None], t[None], *args)[0][0]
+        lowered.append(s1 <= s0)
+        for T, out in ((T_to, before), (make_transform(R, t), after)):
+            T_cam = T_ct @ T
+            te = float(np.linalg.norm(T_cam[:3, 3] - gt.position_m))
+            out.append(within_spec(te, angular_error_deg(gt.class_name, T_gt[:3, :3], T_cam[:3, :3])))
     assert len(after) >= 8 and all(lowered)
     assert not any(before)
     # Measured: 10 of 13 (raw hard-slice depth, no smoothing), none at the start.
