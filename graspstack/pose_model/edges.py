@@ -128,7 +128,7 @@ def silhouette(uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-9)
     probe = np.round(c + 2.0 * n).astype(np.int64)
     ok = (probe[:, 0] >= 0) & (probe[:, 0] < size[0]) & (probe[:, 1] >= 0) & (probe[:, 1] < size[1])
-    outside = ~ok.copy()
+    outside = ~ok
     outside[ok] = mask[probe[ok, 1], probe[ok, 0]] == 0
     if outside.mean() < 0.5:
         n = -n

@@ -55,6 +55,7 @@ FREE_POLISH_LEVELS = (
     (0.003, 2.0),
     (0.0015, 1.0),
 )
+FREE_POLISH_ROUNDS = 3  # moves per step before it halves
 
 
 @dataclass
@@ -165,8 +166,6 @@ def refine_pose(
     search_nearest_resting: int | None = None,
     snap_max_deg: float | None = None,
     free_polish: tuple[str, ...] = (),
-    free_polish_levels: tuple[tuple[float, float], ...] | None = None,
-    free_polish_rounds: int = 3,
     search_polish: bool = True,
 ) -> Refined:
     rng = np.random.default_rng(seed)
@@ -237,8 +236,8 @@ def refine_pose(
             depth_m,
             intr,
             tol,
-            FREE_POLISH_LEVELS if free_polish_levels is None else free_polish_levels,
-            free_polish_rounds,
+            FREE_POLISH_LEVELS,
+            FREE_POLISH_ROUNDS,
         )
         sc, inl, vio = _score(Q, Rp[None], tp[None], cloud, T_ct, depth_m, intr, tol)
         if float(sc[0]) < float(score[i]):

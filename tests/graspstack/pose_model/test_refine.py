@@ -10,7 +10,13 @@ import numpy as np
 from graspstack.geometry import make_transform, quat_to_matrix
 from graspstack.metric import angular_error_deg, within_spec
 from graspstack.pose_model.infer import POLISH_LEVELS_FROM_FIT
-from graspstack.pose_model.refine import FREE_POLISH_LEVELS, _polish_free, _snap_to_resting, refine_pose
+from graspstack.pose_model.refine import (
+    FREE_POLISH_LEVELS,
+    FREE_POLISH_ROUNDS,
+    _polish_free,
+    _snap_to_resting,
+    refine_pose,
+)
 from graspstack.predictors.scripted.fit import _rz, _score, model_cloud, score_tolerance
 from graspstack.predictors.scripted.priors import load_priors
 from graspstack.predictors.scripted.table import back_project, fit_plane
@@ -116,7 +122,7 @@ def test_the_free_polish_takes_a_tilted_and_lifted_fit_back_to_the_depth(scene_o
         cloud = model_cloud(gt.class_name)
         tol = score_tolerance(plane, pts)
         args = (cloud, T_ct, r.depth_m, intr, tol)
-        R, t = _polish_free(Q, T_to[:3, :3], T_to[:3, 3], *args, FREE_POLISH_LEVELS, 3)
+        R, t = _polish_free(Q, T_to[:3, :3], T_to[:3, 3], *args, FREE_POLISH_LEVELS, FREE_POLISH_ROUNDS)
         s0 = _score(Q, T_to[None, :3, :3], T_to[None, :3, 3], *args)[0][0]
         s1 = _score(Q, R[None], t[None], *args)[0][0]
         lowered.append(s1 <= s0)
