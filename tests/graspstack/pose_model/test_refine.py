@@ -14,8 +14,8 @@ from graspstack.pose_model.refine import (
     FREE_POLISH_LEVELS,
     FREE_POLISH_ROUNDS,
     _polish_free,
-    _sweep_about_axis,
     _snap_to_resting,
+    _sweep_about_axis,
     refine_pose,
 )
 from graspstack.predictors.scripted.fit import _rz, _score, model_cloud, score_tolerance
