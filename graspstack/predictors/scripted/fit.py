@@ -24,6 +24,7 @@ from scipy.spatial import ConvexHull, cKDTree
 from graspstack.catalogue import CATALOGUE
 from graspstack.frames import Intrinsics
 from graspstack.object_models import object_model
+from graspstack.predictors.scripted import kernels
 from graspstack.predictors.scripted.resting import RestingPose
 from graspstack.predictors.scripted.table import Plane
 
@@ -139,18 +140,12 @@ def _planar_icp(
     H = len(R)
     for it in range(iters):
         trim = trims[0] + (trims[1] - trims[0]) * it / max(iters - 1, 1)
-        P = (Q[None] - t[:, None]) @ R  # R^T (q - t), in the object frame
-        d, idx = _lookup(cloud, P)
-        A = cloud.dense[idx] @ R.transpose(0, 2, 1) + t[:, None]  # model, table frame
-        w = (d < trim).astype(np.float64)
-        wsum = np.maximum(w.sum(axis=1), 1.0)
-        a_bar = (w[:, None] @ A[..., :2])[:, 0] / wsum[:, None]
-        b_bar = (w @ Q[:, :2]) / wsum[:, None]
-        a = A[..., :2] - a_bar[:, None]
-        b = Q[None, :, :2] - b_bar[:, None]
-        # 2D Procrustes: the rotation angle maximising sum w (Rz a) . b.
-        sxx = np.sum(w * (a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1]), axis=1)
-        sxy = np.sum(w * (a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]), axis=1)
+        _, a3, b3, M = _pairs(cloud, Q, R, t, trim)
+        a_bar, b_bar = a3[:, :2], b3[:, :2]
+        # 2D Procrustes: the rotation angle maximising sum w (Rz a) . b, a and b centred (M[i, j] sums
+        # b_i a_j).
+        sxx = M[:, 0, 0] + M[:, 1, 1]
+        sxy = M[:, 1, 0] - M[:, 0, 1]
         delta = np.arctan2(sxy, sxx) if rotate else np.zeros(H)
         Rd = _rz(delta)
         R = Rd @ R
@@ -172,14 +167,7 @@ def _free_icp(
     """
     H = len(R)
     for _ in range(iters):
-        P = (Q[None] - t[:, None]) @ R
-        d, idx = _lookup(cloud, P)
-        A = cloud.dense[idx] @ R.transpose(0, 2, 1) + t[:, None]
-        w = (d < trim).astype(np.float64)
-        wsum = np.maximum(w.sum(axis=1), 1.0)
-        a_bar = (w[:, None] @ A)[:, 0] / wsum[:, None]
-        b_bar = (w @ Q) / wsum[:, None]
-        M = (w[..., None] * (Q[None] - b_bar[:, None])).transpose(0, 2, 1) @ (A - a_bar[:, None])
+        _, a_bar, b_bar, M = _pairs(cloud, Q, R, t, trim)
         U, _, Vt = np.linalg.svd(M)
         D = np.ones((H, 3))
         D[:, 2] = np.sign(np.linalg.det(U @ Vt))
@@ -202,22 +190,41 @@ def _score(
     intr: Intrinsics,
     tol: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    P = (Q[None] - t[:, None]) @ R
-    d = _lookup(cloud, P)[0]
-    surface = np.minimum(d / tol, 2.0).mean(axis=1)  # saturate: stray points cost a bounded amount
-    inliers = (d < tol).mean(axis=1)
+    """(score, inlier ratio, free-space violation) of poses (R (H, 3, 3), t (H, 3), table frame) for
+    observed points Q (N, 3, table frame): lower scores explain the depth better (kernels.score_poses)."""
+    k = np.array([intr.fx, intr.fy, intr.cx, intr.cy], np.float64)
+    return kernels.score_poses(
+        np.ascontiguousarray(Q, np.float64),
+        np.ascontiguousarray(R, np.float64),
+        np.ascontiguousarray(t, np.float64),
+        cloud.origin,
+        1.0 / VOXEL_M,
+        cloud.nearest,
+        cloud.dense,
+        cloud.sparse,
+        np.ascontiguousarray(T_ct, np.float64),
+        depth_m,
+        k,
+        float(tol),
+        FAR_M,
+    )
 
-    S = cloud.sparse @ R.transpose(0, 2, 1) + t[:, None]  # model in the table frame
-    C = S @ T_ct[:3, :3].T + T_ct[:3, 3]  # ... and in the camera frame
-    z = np.maximum(C[..., 2], 1e-6)
-    u = np.round(intr.fx * C[..., 0] / z + intr.cx).astype(np.int64)
-    v = np.round(intr.fy * C[..., 1] / z + intr.cy).astype(np.int64)
-    inside = (u >= 0) & (u < depth_m.shape[1]) & (v >= 0) & (v < depth_m.shape[0])
-    D = np.zeros_like(z)
-    D[inside] = depth_m[v[inside], u[inside]]
-    seen = inside & (D > 0)
-    violation = (seen & (z + 2.0 * tol < D)).sum(axis=1) / np.maximum(seen.sum(axis=1), 1)
-    return surface + 2.0 * violation, inliers, violation
+
+def _pairs(
+    cloud: ModelCloud, Q: np.ndarray, R: np.ndarray, t: np.ndarray, trim: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """ICP pairs of observed points and their nearest model samples (kernels.matched_pairs)."""
+    return kernels.matched_pairs(
+        np.ascontiguousarray(Q, np.float64),
+        np.ascontiguousarray(R, np.float64),
+        np.ascontiguousarray(t, np.float64),
+        cloud.origin,
+        1.0 / VOXEL_M,
+        cloud.nearest,
+        cloud.dense,
+        float(trim),
+        FAR_M,
+    )
 
 
 def yaw_period_deg(class_name: str, R0: np.ndarray) -> float:
