@@ -71,12 +71,14 @@ FREE_POLISH = {"default": ("free", "resting", "search"), "lego": ()}
 RESTING_YAW_OFFSETS_DEG = {"teddy": (0.0, -20.0, 20.0)}
 # Classes whose resting fits get their yaw and table position from the colour image's edges
 # (edges.py): a lego's yaw is within the depth's noise (nominal legos within spec 92% -> 99%, hard
-# 59% -> 69% of those found, on diagnostic scenes), at ~3-5 ms a lego. Ducks outlined by their
-# silhouette (their convex hull is not their outline) gained on hard validation scenes (ducks 82% ->
-# 86%, hard 78.9% -> 79.8%, nominal unchanged) but cost ~6 ms a duck, which the served p99 cannot
-# afford now (the pilot's latency gate failed with them); teddies, mugs and jengas gained 1-2 points
-# of their hard class and lost a nominal object or two, for 30-50 ms more per hard frame.
-EDGE_ALIGNED = ("lego",)
+# 59% -> 69% of those found, on diagnostic scenes). Ducks and teddies are outlined by their
+# silhouette (their convex hull is not their outline): validation hard ducks 81% -> 86%, teddies
+# 75% -> 77% (hard 79.4% -> 80.8%), nominal unchanged, diagnostic nominal +2 objects. ~3 ms a lego,
+# ~2 ms a duck or teddy since the outline's strength is a compiled loop (it was ~6 ms a duck, which
+# the served p99 could not carry before the depth fit was compiled). Rejected: jengas (hard -0.1),
+# mugs by their silhouette (nominal mugs 97% -> 89%: turning an upright mug about the table normal
+# to fit its outline moves the handle where the body's edges pull it).
+EDGE_ALIGNED = ("lego", "duck", "teddy")
 # ... and the lego's outline also chooses which way round it lies on its side, which the depth cannot
 # see (on validation side-lying legos the stronger outline was the right way round 43 of 43 times
 # nominal and 51 of 59 hard; hard legos within spec 57% -> 62%, diagnostic nominal ones 97% -> 99%).
@@ -91,7 +93,7 @@ SEARCH_UNPOLISHED = ("lego",)
 # -> 83%, validation nominal unchanged; ~2.5 ms a mug). With the handle hidden behind the body the
 # score is flat over ~100 deg of turn, and no choice in it is better than another.
 AXIS_SWEPT = ("mug",)
-EDGE_SILHOUETTE: tuple[str, ...] = ()  # classes outlined by their silhouette, not their convex hull
+EDGE_SILHOUETTE = ("duck", "teddy")  # classes outlined by their silhouette, not their convex hull
 POLISH_LEVELS_FROM_FIT = ((0.003, 1.5), (0.0015, 0.75))
 SCORE_ZERO_CONFIDENCE = 1.1
 # Refinement score (see scripted fit: surface + 2 x free-space) above which the network-seeded fits

@@ -49,13 +49,14 @@ RESTING_MAX_DEG = 30.0  # snap to a resting pose only when the network's up vect
 SNAP_MIN_DEG = 0.3  # closer than this the fit already is the resting pose
 SNAP_MARGIN = 0.1  # a resting fit this much worse in score than a tilted winner still replaces it
 # (position m, turn deg) steps of the six-degree-of-freedom polish: starting at 3 mm / 1.5 deg gained
-# half as much on hard validation scenes as starting here. A fourth step (0.75 mm / 0.5 deg) was
-# dropped for latency when the lego's edge alignment came: -2.8 ms a mean nominal frame, -6 ms at p99,
-# for 1 of 491 nominal validation objects (3 of 739 diagnostic ones), hard unchanged.
+# half as much on hard validation scenes as starting here. The fourth step (0.75 mm / 0.5 deg), dropped
+# for latency when the lego's edge alignment came and back since the score is compiled, is worth
+# 1 of 491 nominal validation objects and 2 of 984 diagnostic ones for ~0.7 ms a nominal frame.
 FREE_POLISH_LEVELS = (
     (0.006, 4.0),
     (0.003, 2.0),
     (0.0015, 1.0),
+    (0.00075, 0.5),
 )
 FREE_POLISH_ROUNDS = 3  # moves per step before it halves
 # The sweep about the model's z axis (axis_sweep, for a mug: its body is a cylinder about z, so
