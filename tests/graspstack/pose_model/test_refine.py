@@ -13,6 +13,7 @@ from graspstack.pose_model.infer import POLISH_LEVELS_FROM_FIT
 from graspstack.pose_model.refine import (
     FREE_POLISH_LEVELS,
     FREE_POLISH_ROUNDS,
+    _nearest_resting,
     _polish_free,
     _snap_to_resting,
     _sweep_about_axis,
@@ -106,6 +107,41 @@ def test_a_fit_tilted_off_a_resting_pose_is_set_down_unless_clearly_better(nomin
     assert within_spec(te, angular_error_deg(gt.class_name, T_gt[:3, :3], T_cam[:3, :3]))
     assert snap(6.0, score=-1.0) is None  # the tilted fit is clearly better: it stays (leaning)
     assert snap(40.0, score=1.0) is None  # too far from any resting pose to be one
+
+
+def test_the_snap_picks_between_resting_poses_a_few_degrees_apart(scene_objects, lab_cell):
+    """A teddy on its back (resting pose 2) and on its back rolled 9 deg (pose 8), or the 6 deg pair
+    (0 and 7): a fit tilted past the neighbour has the wrong one nearest, and the depth decides."""
+    from graspstack.predictors.scripted.resting import rotation_between
+    from lab.scenes import render_scene
+
+    resting = load_priors().resting["teddy"]
+    pairs = {0: 7, 2: 8}
+    scenes = [render_scene(lab_cell, "nominal", 4243, i) for i in range(20)]
+    back = []
+    for r, intr, frame_points, valid, plane, k, gt, T_gt in scene_objects(scenes):
+        pts = frame_points[(r.masks == k + 1) & valid]
+        if gt.class_name != "teddy" or len(pts) < 500:
+            continue
+        T_ct = plane.frame(pts.mean(axis=0))
+        T_to = np.linalg.inv(T_ct) @ T_gt
+        near, off = _nearest_resting(resting, T_to[:3, :3])
+        i = next(j for j, p in enumerate(resting) if p is near)
+        if i not in pairs or off > 1.0:
+            continue
+        u, u_n = near.up_obj, resting[pairs[i]].up_obj
+        beyond = u_n + 0.3 * (u_n - u)  # tilted a little past the neighbour: it is now the nearest
+        R0 = T_to[:3, :3] @ rotation_between(beyond / np.linalg.norm(beyond), u)
+        assert _nearest_resting(resting, R0)[0] is resting[pairs[i]]
+        Q = (pts - T_ct[:3, 3]) @ T_ct[:3, :3]
+        args = (model_cloud("teddy"), resting, 15.0, T_ct, r.depth_m, intr, score_tolerance(plane, pts))
+        snapped = _snap_to_resting(Q, R0, T_to[:3, 3], 1.0, *args, POLISH_LEVELS_FROM_FIT, 2)
+        assert snapped is not None
+        T_cam = T_ct @ snapped[0]
+        te = float(np.linalg.norm(T_cam[:3, 3] - gt.position_m))
+        back.append(within_spec(te, angular_error_deg("teddy", T_gt[:3, :3], T_cam[:3, :3])))
+    assert len(back) >= 3
+    assert all(back)  # measured: 4 of 4 (set down on the nearest pose alone: 0 of 4)
 
 
 def test_the_free_polish_takes_a_tilted_and_lifted_fit_back_to_the_depth(scene_objects, hard_scenes):
