@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 
 @dataclass
@@ -38,6 +39,25 @@ def kabsch(X: np.ndarray, P: np.ndarray, w: np.ndarray | None = None) -> tuple[n
     return R, t
 
 
+@njit(cache=True)
+def _inlier_counts(X, P, R, t, threshold_m: float) -> np.ndarray:
+    """Per hypothesis (R (H, 3, 3), t (H, 3)), how many pairs |R X + t - P| < threshold_m: one compiled
+    pass instead of an (H, N, 3) array of residuals."""
+    H, N = R.shape[0], X.shape[0]
+    out = np.zeros(H, np.int64)
+    thr2 = threshold_m * threshold_m
+    for h in range(H):
+        count = 0
+        for n in range(N):
+            d2 = 0.0
+            for r in range(3):
+                e = R[h, r, 0] * X[n, 0] + R[h, r, 1] * X[n, 1] + R[h, r, 2] * X[n, 2] + t[h, r] - P[n, r]
+                d2 += e * e
+            count += d2 < thr2
+        out[h] = count
+    return out
+
+
 def ransac_rigid(
     X: np.ndarray,
     P: np.ndarray,
@@ -61,10 +81,9 @@ def ransac_rigid(
     if not good.any():
         return None
     R, t = kabsch(Xs[good], P[idx[good]])
-    resid = np.linalg.norm((X @ R.transpose(0, 2, 1)) + t[:, None, :] - P[None], axis=-1)
-    inliers = resid < threshold_m
-    best = int(np.argmax(inliers.sum(1)))
-    m = inliers[best]
+    X, P = np.ascontiguousarray(X, np.float64), np.ascontiguousarray(P, np.float64)
+    best = int(np.argmax(_inlier_counts(X, P, np.ascontiguousarray(R), np.ascontiguousarray(t), threshold_m)))
+    m = np.linalg.norm(X @ R[best].T + t[best] - P, axis=-1) < threshold_m
     if m.sum() < 3:
         return None
     # Two least-squares passes on the inliers, re-selecting them with the better pose.

@@ -148,19 +148,13 @@ def _polish_free(
     improve by tilting or lifting it. R (3, 3), t (3,)."""
     c = cloud.centre
     for step_m, step_deg in levels:
-        turns = [rot(sign * step_deg) for rot in (rot_x, rot_y, rot_z) for sign in (1.0, -1.0)]
+        # This step's moves, built once: six shifts along the table frame's axes, six turns.
+        turns = np.stack([rot(sign * step_deg) for rot in (rot_x, rot_y, rot_z) for sign in (1.0, -1.0)])
+        shifts = np.concatenate([np.eye(3), -np.eye(3)])[[0, 3, 1, 4, 2, 5]] * step_m
         for _ in range(rounds):
-            cand_R, cand_t = [R], [t]
-            for a in range(3):
-                for sign in (1.0, -1.0):
-                    d = np.zeros(3)
-                    d[a] = sign * step_m
-                    cand_R.append(R), cand_t.append(t + d)
-            centre = R @ c + t
-            for D in turns:
-                Rn = D @ R
-                cand_R.append(Rn), cand_t.append(centre - Rn @ c)
-            cR, ct = np.stack(cand_R), np.stack(cand_t)
+            turned = turns @ R
+            cR = np.concatenate([R[None], np.broadcast_to(R, (6, 3, 3)), turned])
+            ct = np.concatenate([t[None], t + shifts, (R @ c + t) - turned @ c])
             sc = _score(Q, cR, ct, cloud, T_ct, depth_m, intr, tol)[0]
             best = int(np.argmin(sc))
             if best == 0:

@@ -337,15 +337,14 @@ def _polish(
     """
     moves = [(dx, dy, 0.0) for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))] + [(0, 0, 1.0), (0, 0, -1.0)]
     for step_m, step_deg in levels:
+        # The moves of this step, built once: turns (moves, 1, 3, 3) and shifts (moves, 1, 3).
+        turns = _rz(np.radians(np.array([dyaw * step_deg for _, _, dyaw in moves])))[:, None]
+        shifts = np.array([[dx * step_m, dy * step_m, 0.0] for dx, dy, _ in moves])[:, None]
         for _ in range(rounds):
-            cand_R, cand_t = [R], [t]
-            for dx, dy, dyaw in moves:
-                Rd = _rz(np.full(len(R), np.radians(dyaw * step_deg)))
-                cand_R.append(Rd @ R)
-                cand_t.append(t + np.array([dx * step_m, dy * step_m, 0.0]))
-            cR, ct = np.stack(cand_R), np.stack(cand_t)  # (moves + 1, H, ...)
+            cR = np.concatenate([R[None], turns @ R[None]])  # (moves + 1, H, 3, 3)
+            ct = np.concatenate([t[None], t[None] + shifts])
             sc = _score(Q, cR.reshape(-1, 3, 3), ct.reshape(-1, 3), cloud, T_ct, depth_m, intr, tol)[0]
-            best = sc.reshape(len(cand_R), len(R)).argmin(axis=0)
+            best = sc.reshape(len(cR), len(R)).argmin(axis=0)
             h = np.arange(len(R))
             R, t = cR[best, h], ct[best, h]
     return R, t
