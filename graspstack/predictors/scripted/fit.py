@@ -193,38 +193,22 @@ def _score(
     """(score, inlier ratio, free-space violation) of poses (R (H, 3, 3), t (H, 3), table frame) for
     observed points Q (N, 3, table frame): lower scores explain the depth better (kernels.score_poses)."""
     k = np.array([intr.fx, intr.fy, intr.cx, intr.cy], np.float64)
-    return kernels.score_poses(
-        np.ascontiguousarray(Q, np.float64),
-        np.ascontiguousarray(R, np.float64),
-        np.ascontiguousarray(t, np.float64),
-        cloud.origin,
-        1.0 / VOXEL_M,
-        cloud.nearest,
-        cloud.dense,
-        cloud.sparse,
-        np.ascontiguousarray(T_ct, np.float64),
-        depth_m,
-        k,
-        float(tol),
-        FAR_M,
-    )
+    T_ct = np.ascontiguousarray(T_ct, np.float64)
+    return kernels.score_poses(*_on_model(cloud, Q, R, t), cloud.sparse, T_ct, depth_m, k, float(tol), FAR_M)
 
 
 def _pairs(
     cloud: ModelCloud, Q: np.ndarray, R: np.ndarray, t: np.ndarray, trim: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """ICP pairs of observed points and their nearest model samples (kernels.matched_pairs)."""
-    return kernels.matched_pairs(
-        np.ascontiguousarray(Q, np.float64),
-        np.ascontiguousarray(R, np.float64),
-        np.ascontiguousarray(t, np.float64),
-        cloud.origin,
-        1.0 / VOXEL_M,
-        cloud.nearest,
-        cloud.dense,
-        float(trim),
-        FAR_M,
-    )
+    return kernels.matched_pairs(*_on_model(cloud, Q, R, t), float(trim), FAR_M)
+
+
+def _on_model(cloud: ModelCloud, Q: np.ndarray, R: np.ndarray, t: np.ndarray) -> tuple:
+    """The kernels' leading arguments: points and poses as contiguous float64, and the model's
+    nearest-sample lookup grid."""
+    as_f64 = (np.ascontiguousarray(a, np.float64) for a in (Q, R, t))
+    return (*as_f64, cloud.origin, 1.0 / VOXEL_M, cloud.nearest, cloud.dense)
 
 
 def yaw_period_deg(class_name: str, R0: np.ndarray) -> float:
