@@ -216,6 +216,8 @@ def align_to_edges(
         uv = project_points(points, yaw, sh)[0]
         return points, normals, _unoccluded(uv, normals, depth_m, z_obj)
 
+    # The kernel's fixed arguments, converted once per alignment rather than once per grid.
+    frame = (np.ascontiguousarray(Rt, np.float64), np.ascontiguousarray(centre_cam, np.float64))
     pinhole = np.array([intr.fx, intr.fy, intr.cx, intr.cy], np.float64)
 
     def strengths(yaw_deg: np.ndarray, shift: np.ndarray, shape) -> np.ndarray:
@@ -225,8 +227,7 @@ def align_to_edges(
             np.ascontiguousarray(points, np.float64),
             np.ascontiguousarray(yaw_deg, np.float64),
             np.ascontiguousarray(shift, np.float64),
-            np.ascontiguousarray(Rt, np.float64),
-            np.ascontiguousarray(centre_cam, np.float64),
+            *frame,
             pinhole,
             grad.gx,
             grad.gy,

@@ -28,6 +28,16 @@ def _nearest_sample(p0, p1, p2, origin, inv_voxel, nearest, dense, far):
     return far, 0
 
 
+@njit(cache=True, inline="always")
+def _to_object(Q, n, R, t, h):
+    """Observed point n of Q (table frame) in the object frame of pose h: R^T (q - t)."""
+    q0, q1, q2 = Q[n, 0] - t[h, 0], Q[n, 1] - t[h, 1], Q[n, 2] - t[h, 2]
+    p0 = q0 * R[h, 0, 0] + q1 * R[h, 1, 0] + q2 * R[h, 2, 0]
+    p1 = q0 * R[h, 0, 1] + q1 * R[h, 1, 1] + q2 * R[h, 2, 1]
+    p2 = q0 * R[h, 0, 2] + q1 * R[h, 1, 2] + q2 * R[h, 2, 2]
+    return p0, p1, p2
+
+
 @njit(cache=True)
 def score_poses(Q, R, t, origin, inv_voxel, nearest, dense, sparse, T_ct, depth, intr, tol, far):
     """Per pose (R (H, 3, 3), t (H, 3), table frame): (surface term + 2 x free-space share, inlier
@@ -39,10 +49,7 @@ def score_poses(Q, R, t, origin, inv_voxel, nearest, dense, sparse, T_ct, depth,
     for h in range(H):
         surface, inside_tol = 0.0, 0
         for n in range(N):
-            q0, q1, q2 = Q[n, 0] - t[h, 0], Q[n, 1] - t[h, 1], Q[n, 2] - t[h, 2]
-            p0 = q0 * R[h, 0, 0] + q1 * R[h, 1, 0] + q2 * R[h, 2, 0]  # R^T (q - t)
-            p1 = q0 * R[h, 0, 1] + q1 * R[h, 1, 1] + q2 * R[h, 2, 1]
-            p2 = q0 * R[h, 0, 2] + q1 * R[h, 1, 2] + q2 * R[h, 2, 2]
+            p0, p1, p2 = _to_object(Q, n, R, t, h)
             d, _ = _nearest_sample(p0, p1, p2, origin, inv_voxel, nearest, dense, far)
             surface += min(d / tol, 2.0)  # saturated: a stray point costs a bounded amount
             inside_tol += d < tol
@@ -78,10 +85,7 @@ def matched_pairs(Q, R, t, origin, inv_voxel, nearest, dense, trim, far):
     w = np.empty(N)
     for h in range(H):
         for n in range(N):
-            q0, q1, q2 = Q[n, 0] - t[h, 0], Q[n, 1] - t[h, 1], Q[n, 2] - t[h, 2]
-            p0 = q0 * R[h, 0, 0] + q1 * R[h, 1, 0] + q2 * R[h, 2, 0]
-            p1 = q0 * R[h, 0, 1] + q1 * R[h, 1, 1] + q2 * R[h, 2, 1]
-            p2 = q0 * R[h, 0, 2] + q1 * R[h, 1, 2] + q2 * R[h, 2, 2]
+            p0, p1, p2 = _to_object(Q, n, R, t, h)
             d, idx = _nearest_sample(p0, p1, p2, origin, inv_voxel, nearest, dense, far)
             for r in range(3):  # the model sample, back in the table frame
                 A[n, r] = R[h, r, 0] * dense[idx, 0] + R[h, r, 1] * dense[idx, 1] + R[h, r, 2] * dense[idx, 2]
