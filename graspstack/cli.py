@@ -176,6 +176,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         stage=args.stage,
         base=args.base,
         crop_minutes=args.crop_minutes,
+        crop_from=args.crop_from,
+        crop_lr=args.crop_lr,
     )
     print(json.dumps({"version": card["version"], "validation": card.get("validation", {}).get("slices")}))
     return 0
@@ -232,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--crop-minutes", type=float, default=35.0, help="time budget of the second stage")
     tr.add_argument("--stage", choices=("all", "crops"), default="all", help="crops: second stage only")
     tr.add_argument("--base", default=None, help="with --stage crops: the version whose detector to keep")
+    tr.add_argument(
+        "--crop-from", default=None, help="fine-tune this version's CropNet instead of training a new one"
+    )
+    tr.add_argument("--crop-lr", type=float, default=2e-3, help="second-stage peak learning rate")
     tr.add_argument("--batch-size", type=int, default=16)
     tr.add_argument("--val-limit", type=int, default=None, help="validate on the first N scenes per folder")
     tr.add_argument("--activate", action="store_true", help="make the new version the active one")

@@ -33,6 +33,7 @@ from graspstack.pose_model.registry import (
     _root,
     activate,
     load_card,
+    load_crop_network,
     save_crop_network,
     save_version,
     write_card,
@@ -157,15 +158,33 @@ ARCHITECTURE = (
 )
 
 
-def train_crop_stage(train_dirs: list[Path], minutes: float, version: str, width: int = 32) -> dict:
+def train_crop_stage(
+    train_dirs: list[Path],
+    minutes: float,
+    version: str,
+    width: int = 32,
+    init_from: str | None = None,
+    lr: float = 2e-3,
+) -> dict:
+    """Train the second stage on the crops of `train_dirs`; with `init_from`, fine-tune that version's
+    CropNet instead of starting from random weights (fresh scenes for a shipped model)."""
     data = concat_crops([load_crops(r) for r in train_dirs])
     checkpoint = Path(tempfile.gettempdir()) / f"graspstack-crops-{version}.safetensors"
-    net, info = train_crop_net(data, minutes, width=width, checkpoint=checkpoint)
-    save_crop_network(version, net)
+    init = None
+    if init_from:
+        init = load_crop_network(init_from)
+        if init is None:
+            raise ValueError(f"--crop-from {init_from}: that version has no CropNet to fine-tune")
+        init = init.train()
+    net, info = train_crop_net(data, minutes, lr=lr, width=width, net=init, checkpoint=checkpoint)
+    save_crop_network(version, net.eval())
+    training = {k: v for k, v in info.items() if k != "loss_history"} | {"crops": len(data)}
+    if init_from:
+        training["init"] = f"{init_from}'s CropNet"
     return {
-        "crop_width": width,
+        "crop_width": load_card(init_from).get("crop_width", width) if init_from else width,
         "crop_parameters": sum(p.numel() for p in net.parameters()),
-        "crop_training": {k: v for k, v in info.items() if k != "loss_history"} | {"crops": len(data)},
+        "crop_training": training,
         "crop_loss_history": info["loss_history"][-10:],
     }
 
@@ -182,6 +201,8 @@ def run_training(
     stage: str = "all",
     base: str | None = None,
     crop_minutes: float = 35.0,
+    crop_from: str | None = None,
+    crop_lr: float = 2e-3,
 ) -> dict:
     torch.set_num_threads(2)
     started = time.monotonic()
@@ -217,7 +238,7 @@ def run_training(
         save_version(version, net, card)
     card["trained_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
     card["train_data"] = [_dataset_info(r) for r in roots]
-    card |= train_crop_stage(roots, crop_minutes, version)
+    card |= train_crop_stage(roots, crop_minutes, version, init_from=crop_from, lr=crop_lr)
     write_card(version, card)
     if val_dirs:
         from graspstack.pose_model.report import fit_calibration

@@ -1,0 +1,61 @@
+"""`graspstack train --stage crops`: a new second stage on top of a kept detector, from scratch or
+fine-tuned from a shipped version's CropNet. Seconds of training on a tiny registry: this checks
+the plumbing and the card, not the gain (validation scores measure that)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from graspstack.pose_model import registry
+from graspstack.pose_model.crop_net import CropNet
+from graspstack.pose_model.network import PoseNet
+from graspstack.pose_model.train import run_training
+
+
+@pytest.fixture
+def tiny_registry(tmp_path, monkeypatch):
+    from lab.dataset import render_dataset
+
+    monkeypatch.setenv("GRASPSTACK_MODELS", str(tmp_path / "models"))
+    scenes = tmp_path / "scenes"
+    render_dataset(scenes, 3, 4344, "nominal", workers=1, progress=False)
+    registry.save_version("base", PoseNet(8), {"width": 8, "crop_width": 8})
+    registry.save_crop_network("base", CropNet(8))
+    return scenes
+
+
+def _crop_state(version: str) -> dict[str, torch.Tensor]:
+    return registry.load_crop_network(version).state_dict()
+
+
+def test_fine_tuning_starts_from_the_named_versions_cropnet(tiny_registry):
+    card = run_training(
+        [str(tiny_registry)],
+        [],
+        "child",
+        minutes=0.0,
+        stage="crops",
+        base="base",
+        crop_minutes=0.01,
+        crop_from="base",
+        crop_lr=5e-4,
+    )
+    assert card["crop_training"]["init"] == "base's CropNet"
+    assert card["crop_training"]["lr"] == 5e-4 and card["crop_training"]["steps"] >= 1
+    assert card["crop_width"] == 8  # the width of the network it started from, not the default 32
+    before, after = _crop_state("base"), _crop_state("child")
+    assert before.keys() == after.keys()
+    moved = [k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])]
+    assert moved, "fine-tuning left every weight where it was"
+    # The detector is the base's, byte for byte.
+    weights = [registry._root(None) / v / registry.WEIGHTS_FILE for v in ("child", "base")]
+    assert weights[0].read_bytes() == weights[1].read_bytes()
+
+
+def test_fine_tuning_from_a_version_without_a_cropnet_is_refused(tiny_registry):
+    registry.save_version("one-stage", PoseNet(8), {"width": 8})
+    with pytest.raises(ValueError, match="no CropNet to fine-tune"):
+        run_training(
+            [str(tiny_registry)], [], "child", 0.0, stage="crops", base="base", crop_from="one-stage"
+        )
