@@ -196,7 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument(
         "--seed", type=int, required=True, help="dataset seed; use seeds >= 9000 for held-out"
     )
-    render.add_argument("--slice", choices=("nominal", "hard"), default="nominal")
+    render.add_argument(
+        "--slice",
+        choices=("nominal", "hard", "piled"),
+        default="nominal",
+        help="piled: training only (nominal sensor, objects dropped onto each other)",
+    )
     render.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     render.add_argument("--start", type=int, default=0, help="first scene index (to extend a dataset)")
     render.set_defaults(func=_cmd_lab_render)

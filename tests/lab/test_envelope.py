@@ -7,7 +7,7 @@ from graspstack.catalogue import CLASS_NAMES
 from lab.envelope import RULES, sample_scene
 
 
-@pytest.mark.parametrize("slice_name", ["nominal", "hard"])
+@pytest.mark.parametrize("slice_name", ["nominal", "hard", "piled"])
 def test_sampled_scenes_respect_the_envelope(slice_name):
     rules = RULES[slice_name]
     for i in range(200):
@@ -52,3 +52,28 @@ def test_annotations_carry_masks_and_keypoints(nominal_scenes):
         x0, y0, x1, y1 = obj["bbox_xyxy"]
         # The projected box centre lies within (or near) the visible mask's box.
         assert x0 - 40 <= kp[8, 0] <= x1 + 40 and y0 - 40 <= kp[8, 1] <= y1 + 40
+
+
+def _leaning_share(scenes, min_tilt_deg: float = 10.0) -> float:
+    """Share of objects more than min_tilt_deg from every resting pose of their class: leaning on others."""
+    from graspstack.geometry import quat_to_matrix
+    from graspstack.predictors.scripted.priors import load_priors
+
+    resting = load_priors().resting
+    tilts = []
+    for r in scenes:
+        R_world_cam = quat_to_matrix(r.scene.T_world_cam.quaternion_xyzw)
+        for o in r.scene.objects:
+            up = (R_world_cam @ quat_to_matrix(o.quaternion_xyzw)).T @ np.array([0.0, 0.0, 1.0])
+            best = max(float(p.up_obj @ up) for p in resting[o.class_name])
+            tilts.append(np.degrees(np.arccos(np.clip(best, -1.0, 1.0))))
+    return float(np.mean(np.array(tilts) > min_tilt_deg))
+
+
+def test_piled_training_scenes_lean_objects_on_each_other(lab_cell, nominal_scenes):
+    from lab.scenes import render_scene
+
+    piled = [render_scene(lab_cell, "piled", 3, i) for i in range(16)]
+    assert all(1 <= len(r.scene.objects) <= 5 for r in piled)  # a drop can roll off the table
+    # Measured: 13% of piled objects lean more than 10 deg off every resting pose, none of nominal.
+    assert _leaning_share(piled) > max(0.08, 2 * _leaning_share(nominal_scenes))
