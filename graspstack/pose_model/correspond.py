@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from graspstack.predictors.scripted.kernels import transform_point
+
 
 @dataclass
 class RigidFit:
@@ -49,11 +51,9 @@ def _inlier_counts(X, P, R, t, threshold_m: float) -> np.ndarray:
     for h in range(H):
         count = 0
         for n in range(N):
-            d2 = 0.0
-            for r in range(3):
-                e = R[h, r, 0] * X[n, 0] + R[h, r, 1] * X[n, 1] + R[h, r, 2] * X[n, 2] + t[h, r] - P[n, r]
-                d2 += e * e
-            count += d2 < thr2
+            a0, a1, a2 = transform_point(R, t, h, X[n, 0], X[n, 1], X[n, 2])
+            e0, e1, e2 = a0 - P[n, 0], a1 - P[n, 1], a2 - P[n, 2]
+            count += e0 * e0 + e1 * e1 + e2 * e2 < thr2
         out[h] = count
     return out
 

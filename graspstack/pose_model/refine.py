@@ -324,13 +324,14 @@ def _snap_to_resting(
     for pose in _resting_within(resting, R, max_deg):
         Rs, ts = _set_down(Q, pose, R, t, (0.0,), *settle)
         sc, inl, vio = _score(Q, Rs, ts, cloud, T_ct, depth_m, intr, tol)
-        if best is None or float(sc[0]) < best[1]:
-            T = np.eye(4)
-            T[:3, :3], T[:3, 3] = Rs[0], ts[0]
-            best = (T, float(sc[0]), float(inl[0]), float(vio[0]))
-    if best[1] > score + SNAP_MARGIN:
+        if best is None or float(sc[0]) < best[2]:
+            best = (Rs[0], ts[0], float(sc[0]), float(inl[0]), float(vio[0]))
+    Rs, ts, sc, inl, vio = best
+    if sc > score + SNAP_MARGIN:
         return None
-    return best
+    T = np.eye(4)
+    T[:3, :3], T[:3, 3] = Rs, ts
+    return T, sc, inl, vio
 
 
 def _sweep_about_axis(

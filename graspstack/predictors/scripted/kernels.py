@@ -38,6 +38,16 @@ def _to_object(Q, n, R, t, h):
     return p0, p1, p2
 
 
+@njit(cache=True, inline="always")
+def transform_point(R, t, h, x, y, z):
+    """Object-frame point (x, y, z) in the frame pose h is given in: R x + t (the table frame in the
+    fit; the inverse of _to_object). RANSAC's inlier count uses it too."""
+    a0 = R[h, 0, 0] * x + R[h, 0, 1] * y + R[h, 0, 2] * z + t[h, 0]
+    a1 = R[h, 1, 0] * x + R[h, 1, 1] * y + R[h, 1, 2] * z + t[h, 1]
+    a2 = R[h, 2, 0] * x + R[h, 2, 1] * y + R[h, 2, 2] * z + t[h, 2]
+    return a0, a1, a2
+
+
 @njit(cache=True)
 def score_poses(Q, R, t, origin, inv_voxel, nearest, dense, sparse, T_ct, depth, intr, tol, far):
     """Per pose (R (H, 3, 3), t (H, 3), table frame): (surface term + 2 x free-space share, inlier
@@ -55,10 +65,7 @@ def score_poses(Q, R, t, origin, inv_voxel, nearest, dense, sparse, T_ct, depth,
             inside_tol += d < tol
         seen, violated = 0, 0
         for m in range(M):
-            x, y, zz = sparse[m, 0], sparse[m, 1], sparse[m, 2]
-            a0 = R[h, 0, 0] * x + R[h, 0, 1] * y + R[h, 0, 2] * zz + t[h, 0]  # model point, table frame
-            a1 = R[h, 1, 0] * x + R[h, 1, 1] * y + R[h, 1, 2] * zz + t[h, 1]
-            a2 = R[h, 2, 0] * x + R[h, 2, 1] * y + R[h, 2, 2] * zz + t[h, 2]
+            a0, a1, a2 = transform_point(R, t, h, sparse[m, 0], sparse[m, 1], sparse[m, 2])  # model point
             c0 = T_ct[0, 0] * a0 + T_ct[0, 1] * a1 + T_ct[0, 2] * a2 + T_ct[0, 3]  # ... camera frame
             c1 = T_ct[1, 0] * a0 + T_ct[1, 1] * a1 + T_ct[1, 2] * a2 + T_ct[1, 3]
             c2 = T_ct[2, 0] * a0 + T_ct[2, 1] * a1 + T_ct[2, 2] * a2 + T_ct[2, 3]
@@ -87,9 +94,8 @@ def matched_pairs(Q, R, t, origin, inv_voxel, nearest, dense, trim, far):
         for n in range(N):
             p0, p1, p2 = _to_object(Q, n, R, t, h)
             d, idx = _nearest_sample(p0, p1, p2, origin, inv_voxel, nearest, dense, far)
-            for r in range(3):  # the model sample, back in the table frame
-                A[n, r] = R[h, r, 0] * dense[idx, 0] + R[h, r, 1] * dense[idx, 1] + R[h, r, 2] * dense[idx, 2]
-                A[n, r] += t[h, r]
+            # the model sample, back in the table frame
+            A[n, 0], A[n, 1], A[n, 2] = transform_point(R, t, h, dense[idx, 0], dense[idx, 1], dense[idx, 2])
             w[n] = 1.0 if d < trim else 0.0
             wsum[h] += w[n]
         norm = max(wsum[h], 1.0)
