@@ -178,6 +178,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         crop_minutes=args.crop_minutes,
         crop_from=args.crop_from,
         crop_lr=args.crop_lr,
+        lr=args.lr,
     )
     print(json.dumps({"version": card["version"], "validation": card.get("validation", {}).get("slices")}))
     return 0
@@ -237,8 +238,19 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--version", default=None, help="model version name (default: vYYYYMMDD-HHMM)")
     tr.add_argument("--minutes", type=float, default=45.0, help="stage-1 time budget (cosine schedule)")
     tr.add_argument("--crop-minutes", type=float, default=35.0, help="time budget of the second stage")
-    tr.add_argument("--stage", choices=("all", "crops"), default="all", help="crops: second stage only")
-    tr.add_argument("--base", default=None, help="with --stage crops: the version whose detector to keep")
+    tr.add_argument(
+        "--stage",
+        choices=("all", "crops", "detector"),
+        default="all",
+        help="crops: a new second stage only; detector: fine-tune --base's detector, keep its CropNet",
+    )
+    tr.add_argument(
+        "--base",
+        default=None,
+        help="with --stage crops: the version whose detector to keep; with --stage detector: the version "
+        "whose detector to fine-tune and whose CropNet to keep",
+    )
+    tr.add_argument("--lr", type=float, default=2e-3, help="stage-1 peak learning rate")
     tr.add_argument(
         "--crop-from", default=None, help="fine-tune this version's CropNet instead of training a new one"
     )

@@ -1,7 +1,8 @@
 """`graspstack train`: fit PoseNet (stage 1) and CropNet (stage 2) on lab scenes, validate, register.
 
 `--stage all` trains both; `--stage crops --base VERSION` trains only the second stage on top of an
-existing version's detector (which is copied into the new version, so each version is self-contained).
+existing version's detector (which is copied into the new version, so each version is self-contained);
+`--stage detector --base VERSION` fine-tunes that version's detector and keeps its CropNet.
 
 The schedule is set by wall-clock time rather than epochs (cosine decay over the budget), so a run
 finishes when promised on whatever machine it lands on; the data size then decides how many epochs
@@ -29,11 +30,13 @@ from graspstack.pose_model.data import SceneArrays, build_cache, concat, load_ca
 from graspstack.pose_model.losses import pose_losses, total_loss
 from graspstack.pose_model.network import INPUT_HW, PoseNet
 from graspstack.pose_model.registry import (
+    CROP_WEIGHTS_FILE,
     WEIGHTS_FILE,
     _root,
     activate,
     load_card,
     load_crop_network,
+    load_network,
     save_crop_network,
     save_version,
     write_card,
@@ -189,6 +192,10 @@ def train_crop_stage(
     }
 
 
+_KEPT = {"crops": "detector", "detector": "CropNet"}
+_CROP_CARD_KEYS = ("crop_width", "crop_parameters", "crop_training", "crop_loss_history")
+
+
 def run_training(
     train_dirs: list[str],
     val_dirs: list[str],
@@ -203,14 +210,15 @@ def run_training(
     crop_minutes: float = 35.0,
     crop_from: str | None = None,
     crop_lr: float = 2e-3,
+    lr: float = 2e-3,
 ) -> dict:
     torch.set_num_threads(2)
     started = time.monotonic()
     roots = [Path(d) for d in train_dirs]
     version = version or datetime.now(UTC).strftime("v%Y%m%d-%H%M")
+    if stage in ("crops", "detector") and not base:
+        raise ValueError(f"--stage {stage} needs --base VERSION (whose {_KEPT[stage]} the new version keeps)")
     if stage == "crops":
-        if not base:
-            raise ValueError("--stage crops needs --base VERSION (whose detector the new version keeps)")
         (_root(None) / version).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(_root(None) / base / WEIGHTS_FILE, _root(None) / version / WEIGHTS_FILE)
         base_card = load_card(base)
@@ -224,21 +232,40 @@ def run_training(
             "detector_training": base_card.get("training"),
         }
     else:
+        init = None
+        if stage == "detector":
+            if not (_root(None) / base / CROP_WEIGHTS_FILE).exists():
+                raise ValueError(f"--stage detector --base {base}: that version has no CropNet to keep")
+            init = load_network(base)[0].train()
+            width = load_card(base).get("width", width)
         source = GrowingData(roots)
         checkpoint = Path(tempfile.gettempdir()) / f"graspstack-pose-{version}.safetensors"
-        net, info = train_network(source, minutes, batch_size=batch_size, width=width, checkpoint=checkpoint)
+        net, info = train_network(
+            source, minutes, batch_size=batch_size, lr=lr, width=width, checkpoint=checkpoint, net=init
+        )
+        training = {k: v for k, v in info.items() if k != "loss_history"}
+        if init is not None:
+            training["init"] = f"{base}'s detector"
         card = {
             "version": version,
             "architecture": ARCHITECTURE,
             "width": width,
             "parameters": sum(p.numel() for p in net.parameters()),
-            "training": {k: v for k, v in info.items() if k != "loss_history"},
+            "training": training,
             "loss_history": info["loss_history"][-20:],
         }
         save_version(version, net, card)
     card["trained_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
     card["train_data"] = [_dataset_info(r) for r in roots]
-    card |= train_crop_stage(roots, crop_minutes, version, init_from=crop_from, lr=crop_lr)
+    if stage == "detector":
+        # The second stage is the base's, unchanged: copied with what its card says about it.
+        base_card = load_card(base)
+        shutil.copyfile(_root(None) / base / CROP_WEIGHTS_FILE, _root(None) / version / CROP_WEIGHTS_FILE)
+        card |= {k: base_card[k] for k in _CROP_CARD_KEYS if k in base_card}
+        card["crop_from"] = base
+        card["crop_train_data"] = base_card.get("train_data")
+    else:
+        card |= train_crop_stage(roots, crop_minutes, version, init_from=crop_from, lr=crop_lr)
     write_card(version, card)
     if val_dirs:
         from graspstack.pose_model.report import fit_calibration

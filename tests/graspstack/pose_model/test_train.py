@@ -59,3 +59,22 @@ def test_fine_tuning_from_a_version_without_a_cropnet_is_refused(tiny_registry):
         run_training(
             [str(tiny_registry)], [], "child", 0.0, stage="crops", base="base", crop_from="one-stage"
         )
+
+
+def test_detector_fine_tuning_moves_the_detector_and_keeps_the_cropnet(tiny_registry):
+    card = run_training(
+        [str(tiny_registry)], [], "child", minutes=0.01, stage="detector", base="base", lr=5e-4
+    )
+    assert card["training"]["init"] == "base's detector" and card["training"]["lr"] == 5e-4
+    assert card["width"] == 8 and card["crop_from"] == "base" and card["crop_width"] == 8
+    before, after = registry.load_network("base")[0].state_dict(), registry.load_network("child")[0].state_dict()
+    moved = [k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])]
+    assert moved, "fine-tuning left every detector weight where it was"
+    crops = [registry._root(None) / v / registry.CROP_WEIGHTS_FILE for v in ("child", "base")]
+    assert crops[0].read_bytes() == crops[1].read_bytes()
+
+
+def test_detector_fine_tuning_of_a_one_stage_version_is_refused_before_training(tiny_registry):
+    registry.save_version("one-stage", PoseNet(8), {"width": 8})
+    with pytest.raises(ValueError, match="no CropNet to keep"):
+        run_training([str(tiny_registry)], [], "child", 5.0, stage="detector", base="one-stage")
