@@ -67,7 +67,7 @@ def test_detector_fine_tuning_moves_the_detector_and_keeps_the_cropnet(tiny_regi
     )
     assert card["training"]["init"] == "base's detector" and card["training"]["lr"] == 5e-4
     assert card["width"] == 8 and card["crop_from"] == "base" and card["crop_width"] == 8
-    before, after = registry.load_network("base")[0].state_dict(), registry.load_network("child")[0].state_dict()
+    before, after = (registry.load_network(v)[0].state_dict() for v in ("base", "child"))
     moved = [k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])]
     assert moved, "fine-tuning left every detector weight where it was"
     crops = [registry._root(None) / v / registry.CROP_WEIGHTS_FILE for v in ("child", "base")]
