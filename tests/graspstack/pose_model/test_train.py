@@ -1,6 +1,7 @@
 """`graspstack train --stage crops`: a new second stage on top of a kept detector, from scratch or
-fine-tuned from a shipped version's CropNet. Seconds of training on a tiny registry: this checks
-the plumbing and the card, not the gain (validation scores measure that)."""
+fine-tuned from a shipped version's CropNet; `--stage detector`: a version's detector fine-tuned,
+its CropNet kept. Seconds of training on a tiny registry: this checks the plumbing and the card, not
+the gain (validation scores measure that)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,18 @@ def _crop_state(version: str) -> dict[str, torch.Tensor]:
     return registry.load_crop_network(version).state_dict()
 
 
+def _moved(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> list[str]:
+    """The floating-point tensors that training changed."""
+    assert before.keys() == after.keys()
+    return [k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])]
+
+
+def _kept_from_base(file_name: str) -> bool:
+    """The child's weights file is the base's, byte for byte."""
+    child, base = (registry._root(None) / v / file_name for v in ("child", "base"))
+    return child.read_bytes() == base.read_bytes()
+
+
 def test_fine_tuning_starts_from_the_named_versions_cropnet(tiny_registry):
     card = run_training(
         [str(tiny_registry)],
@@ -44,13 +57,8 @@ def test_fine_tuning_starts_from_the_named_versions_cropnet(tiny_registry):
     assert card["crop_training"]["init"] == "base's CropNet"
     assert card["crop_training"]["lr"] == 5e-4 and card["crop_training"]["steps"] >= 1
     assert card["crop_width"] == 8  # the width of the network it started from, not the default 32
-    before, after = _crop_state("base"), _crop_state("child")
-    assert before.keys() == after.keys()
-    moved = [k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])]
-    assert moved, "fine-tuning left every weight where it was"
-    # The detector is the base's, byte for byte.
-    weights = [registry._root(None) / v / registry.WEIGHTS_FILE for v in ("child", "base")]
-    assert weights[0].read_bytes() == weights[1].read_bytes()
+    assert _moved(_crop_state("base"), _crop_state("child")), "fine-tuning left every weight where it was"
+    assert _kept_from_base(registry.WEIGHTS_FILE)
 
 
 def test_fine_tuning_from_a_version_without_a_cropnet_is_refused(tiny_registry):
@@ -68,10 +76,8 @@ def test_detector_fine_tuning_moves_the_detector_and_keeps_the_cropnet(tiny_regi
     assert card["training"]["init"] == "base's detector" and card["training"]["lr"] == 5e-4
     assert card["width"] == 8 and card["crop_from"] == "base" and card["crop_width"] == 8
     before, after = (registry.load_network(v)[0].state_dict() for v in ("base", "child"))
-    moved = [k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])]
-    assert moved, "fine-tuning left every detector weight where it was"
-    crops = [registry._root(None) / v / registry.CROP_WEIGHTS_FILE for v in ("child", "base")]
-    assert crops[0].read_bytes() == crops[1].read_bytes()
+    assert _moved(before, after), "fine-tuning left every detector weight where it was"
+    assert _kept_from_base(registry.CROP_WEIGHTS_FILE)
 
 
 def test_detector_fine_tuning_of_a_one_stage_version_is_refused_before_training(tiny_registry):
