@@ -196,6 +196,11 @@ _KEPT = {"crops": "detector", "detector": "CropNet"}
 _CROP_CARD_KEYS = ("crop_width", "crop_parameters", "crop_training", "crop_loss_history")
 
 
+def _copy_weights(base: str, version: str, file_name: str) -> None:
+    """The stage a new version keeps from its base: the base's weights file, byte for byte."""
+    shutil.copyfile(_root(None) / base / file_name, _root(None) / version / file_name)
+
+
 def run_training(
     train_dirs: list[str],
     val_dirs: list[str],
@@ -218,10 +223,10 @@ def run_training(
     version = version or datetime.now(UTC).strftime("v%Y%m%d-%H%M")
     if stage in ("crops", "detector") and not base:
         raise ValueError(f"--stage {stage} needs --base VERSION (whose {_KEPT[stage]} the new version keeps)")
+    base_card = load_card(base) if stage in _KEPT else {}
     if stage == "crops":
         (_root(None) / version).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(_root(None) / base / WEIGHTS_FILE, _root(None) / version / WEIGHTS_FILE)
-        base_card = load_card(base)
+        _copy_weights(base, version, WEIGHTS_FILE)
         card = {
             "version": version,
             "architecture": ARCHITECTURE,
@@ -237,7 +242,7 @@ def run_training(
             if not (_root(None) / base / CROP_WEIGHTS_FILE).exists():
                 raise ValueError(f"--stage detector --base {base}: that version has no CropNet to keep")
             init = load_network(base)[0].train()
-            width = load_card(base).get("width", width)
+            width = base_card.get("width", width)
         source = GrowingData(roots)
         checkpoint = Path(tempfile.gettempdir()) / f"graspstack-pose-{version}.safetensors"
         net, info = train_network(
@@ -259,8 +264,7 @@ def run_training(
     card["train_data"] = [_dataset_info(r) for r in roots]
     if stage == "detector":
         # The second stage is the base's, unchanged: copied with what its card says about it.
-        base_card = load_card(base)
-        shutil.copyfile(_root(None) / base / CROP_WEIGHTS_FILE, _root(None) / version / CROP_WEIGHTS_FILE)
+        _copy_weights(base, version, CROP_WEIGHTS_FILE)
         card |= {k: base_card[k] for k in _CROP_CARD_KEYS if k in base_card}
         card["crop_from"] = base
         card["crop_train_data"] = base_card.get("train_data")
