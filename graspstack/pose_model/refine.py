@@ -38,6 +38,7 @@ from graspstack.predictors.scripted.fit import (
     _score,
     fit_segment,
     model_cloud,
+    pattern_search,
     score_tolerance,
 )
 from graspstack.predictors.scripted.resting import RestingPose
@@ -146,21 +147,17 @@ def _polish_free(
     model's centre. ICP minimises the surface distance only and the table polish moves yaw and
     position only, so a fit of an object leaning on another can stop where the score would still
     improve by tilting or lifting it. R (3, 3), t (3,)."""
-    c = cloud.centre
-    for step_m, step_deg in levels:
-        # This step's moves, built once: six shifts along the table frame's axes, six turns.
-        turns = np.stack([rot(sign * step_deg) for rot in (rot_x, rot_y, rot_z) for sign in (1.0, -1.0)])
-        shifts = np.concatenate([np.eye(3), -np.eye(3)])[[0, 3, 1, 4, 2, 5]] * step_m
-        for _ in range(rounds):
-            turned = turns @ R
-            cR = np.concatenate([R[None], np.broadcast_to(R, (6, 3, 3)), turned])
-            ct = np.concatenate([t[None], t + shifts, (R @ c + t) - turned @ c])
-            sc = _score(Q, cR, ct, cloud, T_ct, depth_m, intr, tol)[0]
-            best = int(np.argmin(sc))
-            if best == 0:
-                break  # no neighbour is better at this step: go finer
-            R, t = cR[best], ct[best]
-    return R, t
+    # Per step: six shifts along the table frame's axes (+x, -x, +y, -y, +z, -z), then six turns
+    # (about x, y, z, each way); the order breaks ties between equally good moves.
+    turns = np.tile(np.eye(3), (len(levels), 12, 1, 1))
+    shifts = np.zeros((len(levels), 12, 3))
+    for s, (step_m, step_deg) in enumerate(levels):
+        shifts[s, :6] = np.concatenate([np.eye(3), -np.eye(3)])[[0, 3, 1, 4, 2, 5]] * step_m
+        turns[s, 6:] = [rot(sign * step_deg) for rot in (rot_x, rot_y, rot_z) for sign in (1.0, -1.0)]
+    Rp, tp = pattern_search(
+        Q, R[None], t[None], cloud, T_ct, depth_m, intr, tol, turns, shifts, cloud.centre, rounds
+    )
+    return Rp[0], tp[0]
 
 
 def refine_pose(

@@ -137,24 +137,10 @@ def _planar_icp(
     farther than the trim distance (shrinking from trims[0] to trims[1]) are ignored. With
     rotate=False only the position moves, so a yaw grid keeps its spread for scoring.
     """
-    H = len(R)
-    for it in range(iters):
-        trim = trims[0] + (trims[1] - trims[0]) * it / max(iters - 1, 1)
-        _, a3, b3, M = _pairs(cloud, Q, R, t, trim)
-        a_bar, b_bar = a3[:, :2], b3[:, :2]
-        # 2D Procrustes: the rotation angle maximising sum w (Rz a) . b, a and b centred (M[i, j] sums
-        # b_i a_j).
-        sxx = M[:, 0, 0] + M[:, 1, 1]
-        sxy = M[:, 1, 0] - M[:, 0, 1]
-        delta = np.arctan2(sxy, sxx) if rotate else np.zeros(H)
-        Rd = _rz(delta)
-        R = Rd @ R
-        t_new = (Rd @ t[..., None])[..., 0]
-        shift = b_bar - (Rd[:, :2, :2] @ a_bar[..., None])[..., 0]
-        t_new[:, :2] += shift
-        t_new[:, 2] = t[:, 2]  # the resting pose fixes the height
-        t = t_new
-    return R, t
+    trim_first, trim_last = trims
+    return kernels.planar_icp(
+        *_on_model(cloud, Q, R, t), int(iters), float(trim_first), float(trim_last), bool(rotate), FAR_M
+    )
 
 
 def _free_icp(
@@ -165,19 +151,10 @@ def _free_icp(
     With touch_table the object is kept standing on the table (its lowest point at height 0) after
     every step: the depth noise otherwise lets a partial view sink into or float above the table.
     """
-    H = len(R)
-    for _ in range(iters):
-        _, a_bar, b_bar, M = _pairs(cloud, Q, R, t, trim)
-        U, _, Vt = np.linalg.svd(M)
-        D = np.ones((H, 3))
-        D[:, 2] = np.sign(np.linalg.det(U @ Vt))
-        Rd = U @ (D[:, :, None] * Vt)  # rotation taking model points onto observed points
-        R = Rd @ R
-        t = (Rd @ (t - a_bar)[..., None])[..., 0] + b_bar
-        if touch_table:
-            low = (cloud.hull @ R.transpose(0, 2, 1))[..., 2].min(axis=1)
-            t[:, 2] = -low
-    return R, t
+    hull = np.ascontiguousarray(cloud.hull, np.float64)
+    return kernels.free_icp(
+        *_on_model(cloud, Q, R, t), hull, int(iters), float(trim), bool(touch_table), FAR_M
+    )
 
 
 def _score(
@@ -319,19 +296,50 @@ def _polish(
     the wrong side of the wall, and on small or symmetric-looking shapes yaw is barely constrained;
     the free-space term settles both. Steps halve from 8 mm / 4 deg down to 1 mm / 0.5 deg.
     """
-    moves = [(dx, dy, 0.0) for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))] + [(0, 0, 1.0), (0, 0, -1.0)]
-    for step_m, step_deg in levels:
-        # The moves of this step, built once: turns (moves, 1, 3, 3) and shifts (moves, 1, 3).
-        turns = _rz(np.radians(np.array([dyaw * step_deg for _, _, dyaw in moves])))[:, None]
-        shifts = np.array([[dx * step_m, dy * step_m, 0.0] for dx, dy, _ in moves])[:, None]
-        for _ in range(rounds):
-            cR = np.concatenate([R[None], turns @ R[None]])  # (moves + 1, H, 3, 3)
-            ct = np.concatenate([t[None], t[None] + shifts])
-            sc = _score(Q, cR.reshape(-1, 3, 3), ct.reshape(-1, 3), cloud, T_ct, depth_m, intr, tol)[0]
-            best = sc.reshape(len(cR), len(R)).argmin(axis=0)
-            h = np.arange(len(R))
-            R, t = cR[best, h], ct[best, h]
-    return R, t
+    # Per step: four shifts along the table, then a turn each way about the table normal (about the
+    # model's origin). The order breaks ties between equally good moves, as it always has.
+    steps_m = np.array([m for m, _ in levels])
+    yaws = np.radians(np.array([d for _, d in levels]))
+    turns = np.tile(np.eye(3), (len(levels), 6, 1, 1))
+    turns[:, 4], turns[:, 5] = _rz(yaws), _rz(-yaws)
+    shifts = np.zeros((len(levels), 6, 3))
+    shifts[:, [0, 1, 2, 3], [0, 0, 1, 1]] = steps_m[:, None] * np.array([1.0, -1.0, 1.0, -1.0])
+    return pattern_search(Q, R, t, cloud, T_ct, depth_m, intr, tol, turns, shifts, np.zeros(3), rounds)
+
+
+def pattern_search(
+    Q: np.ndarray,
+    R: np.ndarray,
+    t: np.ndarray,
+    cloud: ModelCloud,
+    T_ct: np.ndarray,
+    depth_m: np.ndarray,
+    intr: Intrinsics,
+    tol: float,
+    turns: np.ndarray,
+    shifts: np.ndarray,
+    pivot: np.ndarray,
+    rounds: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each pose (R (H, 3, 3), t (H, 3)) moved by the moves of each step in turn (turns (S, K, 3, 3)
+    about the model point `pivot`, shifts (S, K, 3)) while one lowers its score, at most `rounds`
+    times a step (kernels.pattern_search)."""
+    k = np.array([intr.fx, intr.fy, intr.cx, intr.cy], np.float64)
+    as_f64 = (np.ascontiguousarray(a, np.float64) for a in (T_ct, turns, shifts, pivot))
+    T_ct, turns, shifts, pivot = as_f64
+    return kernels.pattern_search(
+        *_on_model(cloud, Q, R, t),
+        cloud.sparse,
+        T_ct,
+        depth_m,
+        k,
+        float(tol),
+        FAR_M,
+        turns,
+        shifts,
+        pivot,
+        int(rounds),
+    )
 
 
 def _distinct_best(

@@ -112,3 +112,105 @@ def matched_pairs(Q, R, t, origin, inv_voxel, nearest, dense, trim, far):
                     for c in range(3):
                         M[h, r, c] += (Q[n, r] - b_bar[h, r]) * (A[n, c] - a_bar[h, c])
     return wsum, a_bar, b_bar, M
+
+
+@njit(cache=True)
+def _kabsch_step(M, a_bar, b_bar, R, t):
+    """One ICP update of pose (R (3, 3), t (3,)) from its pairs' statistics: the rotation taking the
+    model points onto the observed ones (SVD of the cross-covariance M, reflection removed), applied
+    about the model points' mean a_bar, which then lands on the observed mean b_bar."""
+    U, _, Vt = np.linalg.svd(M)
+    D = np.ones(3)
+    D[2] = np.sign(np.linalg.det(U @ Vt))
+    Rd = U @ (D.reshape(3, 1) * Vt)
+    return Rd @ R, Rd @ (t - a_bar) + b_bar
+
+
+@njit(cache=True)
+def free_icp(Q, R, t, origin, inv_voxel, nearest, dense, hull, iters, trim, touch_table, far):
+    """Point-to-point ICP (Kabsch) of poses R (H, 3, 3), t (H, 3) onto observed points Q, `iters`
+    steps with pairs farther than `trim` left out; with touch_table the lowest hull vertex is put back
+    on the table (height 0) after every step. Returns new (R, t)."""
+    R, t = R.copy(), t.copy()
+    for _ in range(iters):
+        _, a_bar, b_bar, M = matched_pairs(Q, R, t, origin, inv_voxel, nearest, dense, trim, far)
+        for h in range(R.shape[0]):
+            R[h], t[h] = _kabsch_step(M[h], a_bar[h], b_bar[h], R[h], t[h])
+            if touch_table:
+                low = np.inf
+                for v in range(hull.shape[0]):
+                    z = R[h, 2, 0] * hull[v, 0] + R[h, 2, 1] * hull[v, 1] + R[h, 2, 2] * hull[v, 2]
+                    low = min(low, z)
+                t[h, 2] = -low
+    return R, t
+
+
+@njit(cache=True)
+def planar_icp(Q, R, t, origin, inv_voxel, nearest, dense, iters, trim_first, trim_last, rotate, far):
+    """ICP of poses R (H, 3, 3), t (H, 3) that turns them about the table normal and moves them along
+    the table only (2D Procrustes on the pairs' table-plane coordinates); the height stays. The trim
+    distance shrinks linearly from trim_first to trim_last over the steps; with rotate=False only the
+    position moves. Returns new (R, t)."""
+    R, t = R.copy(), t.copy()
+    for it in range(iters):
+        trim = trim_first + (trim_last - trim_first) * it / max(iters - 1, 1)
+        _, a_bar, b_bar, M = matched_pairs(Q, R, t, origin, inv_voxel, nearest, dense, trim, far)
+        for h in range(R.shape[0]):
+            # the turn maximising sum (Rz a) . b over centred pairs (M[i, j] sums b_i a_j)
+            delta = np.arctan2(M[h, 1, 0] - M[h, 0, 1], M[h, 0, 0] + M[h, 1, 1]) if rotate else 0.0
+            c, s = np.cos(delta), np.sin(delta)
+            for col in range(3):
+                r0, r1 = R[h, 0, col], R[h, 1, col]
+                R[h, 0, col], R[h, 1, col] = c * r0 - s * r1, s * r0 + c * r1
+            x, y = c * t[h, 0] - s * t[h, 1], s * t[h, 0] + c * t[h, 1]
+            ax, ay = c * a_bar[h, 0] - s * a_bar[h, 1], s * a_bar[h, 0] + c * a_bar[h, 1]
+            t[h, 0], t[h, 1] = x + b_bar[h, 0] - ax, y + b_bar[h, 1] - ay
+    return R, t
+
+
+@njit(cache=True)
+def pattern_search(
+    Q,
+    R,
+    t,
+    origin,
+    inv_voxel,
+    nearest,
+    dense,
+    sparse,
+    T_ct,
+    depth,
+    intr,
+    tol,
+    far,
+    turns,
+    shifts,
+    pivot,
+    rounds,
+):
+    """Pattern search on the score (score_poses) of each pose R (H, 3, 3), t (H, 3), independently.
+
+    Per step s, the moves are turns[s, k] (3, 3), applied on the left (table frame) about the model
+    point `pivot`, each with shifts[s, k] (3,). A pose takes its best move (or stays) up to `rounds`
+    times per step, and goes on to the next, finer step once no move improves it. Returns new (R, t).
+    """
+    R, t = R.copy(), t.copy()
+    K = turns.shape[1]
+    cR = np.empty((K + 1, 3, 3))
+    ct = np.empty((K + 1, 3))
+    for h in range(R.shape[0]):
+        for s in range(turns.shape[0]):
+            for _ in range(rounds):
+                p = R[h] @ pivot  # the pivot, turned with the pose: a turn keeps it in place
+                cR[0], ct[0] = R[h], t[h]
+                for k in range(K):
+                    cR[k + 1] = turns[s, k] @ R[h]
+                    ct[k + 1] = t[h] + (p - turns[s, k] @ p) + shifts[s, k]
+                sc = score_poses(
+                    Q, cR, ct, origin, inv_voxel, nearest, dense, sparse, T_ct, depth, intr, tol, far
+                )[0]
+                best = int(np.argmin(sc))
+                if best == 0:
+                    break
+                R[h], t[h] = cR[best], ct[best]
+    return R, t

@@ -1,17 +1,24 @@
-"""The compiled score and ICP pairs against the same quantities written as numpy expressions (the
-form they had before they were compiled), on a rendered object's depth and poses around its truth."""
+"""The compiled score, ICP pairs, ICP loops and pattern search against the same computations written
+as numpy expressions (the form they had before they were compiled), on a rendered object's depth and
+poses around its truth."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from graspstack.geometry import rot_x, rot_y, rot_z
 from graspstack.predictors.scripted.fit import (
+    POLISH_LEVELS,
+    _free_icp,
     _lookup,
     _pairs,
+    _planar_icp,
+    _polish,
     _rz,
     _score,
     model_cloud,
+    pattern_search,
     score_tolerance,
 )
 
@@ -43,6 +50,50 @@ def _pairs_numpy(Q, R, t, cloud, trim):
     b_bar = (w @ Q) / wsum[:, None]
     M = (w[..., None] * (Q[None] - b_bar[:, None])).transpose(0, 2, 1) @ (A - a_bar[:, None])
     return w.sum(axis=1), a_bar, b_bar, M
+
+
+def _free_icp_numpy(Q, R, t, cloud, iters, trim, touch_table):
+    H = len(R)
+    for _ in range(iters):
+        _, a_bar, b_bar, M = _pairs_numpy(Q, R, t, cloud, trim)
+        U, _, Vt = np.linalg.svd(M)
+        D = np.ones((H, 3))
+        D[:, 2] = np.sign(np.linalg.det(U @ Vt))
+        Rd = U @ (D[:, :, None] * Vt)
+        R = Rd @ R
+        t = (Rd @ (t - a_bar)[..., None])[..., 0] + b_bar
+        if touch_table:
+            t[:, 2] = -(cloud.hull @ R.transpose(0, 2, 1))[..., 2].min(axis=1)
+    return R, t
+
+
+def _planar_icp_numpy(Q, R, t, cloud, iters, trims, rotate=True):
+    for it in range(iters):
+        trim = trims[0] + (trims[1] - trims[0]) * it / max(iters - 1, 1)
+        _, a3, b3, M = _pairs_numpy(Q, R, t, cloud, trim)
+        delta = np.arctan2(M[:, 1, 0] - M[:, 0, 1], M[:, 0, 0] + M[:, 1, 1]) if rotate else np.zeros(len(R))
+        Rd = _rz(delta)
+        R = Rd @ R
+        t_new = (Rd @ t[..., None])[..., 0]
+        t_new[:, :2] += b3[:, :2] - (Rd[:, :2, :2] @ a3[:, :2, None])[..., 0]
+        t_new[:, 2] = t[:, 2]
+        t = t_new
+    return R, t
+
+
+def _polish_numpy(Q, R, t, cloud, T_ct, depth_m, intr, tol, levels, rounds):
+    """The table polish as it was: every pose takes its best move (or stays), `rounds` times a step."""
+    moves = [(1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1)]
+    for step_m, step_deg in levels:
+        turns = _rz(np.radians(np.array([m[2] * step_deg for m in moves])))[:, None]
+        shifts = np.array([[m[0] * step_m, m[1] * step_m, 0.0] for m in moves])[:, None]
+        for _ in range(rounds):
+            cR = np.concatenate([R[None], turns @ R[None]])
+            ct = np.concatenate([t[None], t[None] + shifts])
+            sc = _score_numpy(Q, cR.reshape(-1, 3, 3), ct.reshape(-1, 3), cloud, T_ct, depth_m, intr, tol)[0]
+            best = sc.reshape(len(cR), len(R)).argmin(axis=0)
+            R, t = cR[best, np.arange(len(R))], ct[best, np.arange(len(R))]
+    return R, t
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +145,53 @@ def test_the_compiled_icp_pairs_are_the_numpy_pairs(observed):
                 _pairs(cloud, Q, R, t, trim), _pairs_numpy(Q, R, t, cloud, trim), strict=True
             ):
                 np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_the_compiled_icp_loops_are_the_numpy_loops(observed):
+    for Q, T_to, cloud, *_ in observed:
+        R, t = _around(T_to, seed=2)
+        R, t = R[:-1], t[:-1]  # the far-off pose has no pairs: nothing for ICP to move
+        for touch_table in (False, True):
+            for got, want in zip(
+                _free_icp(Q, R, t, cloud, 6, 0.015, touch_table),
+                _free_icp_numpy(Q, R, t, cloud, 6, 0.015, touch_table),
+                strict=True,
+            ):
+                np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+        for rotate in (False, True):
+            for got, want in zip(
+                _planar_icp(Q, R, t, cloud, 8, (0.03, 0.006), rotate),
+                _planar_icp_numpy(Q, R, t, cloud, 8, (0.03, 0.006), rotate),
+                strict=True,
+            ):
+                np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+
+
+def test_the_compiled_table_polish_is_the_numpy_polish(observed):
+    """The compiled search stops a pose at a step once no move improves it; the numpy one kept trying
+    the same moves (a pose that stays is offered the same moves again), so the answers are the same."""
+    for Q, T_to, cloud, T_ct, depth, intr, tol in observed:
+        R, t = _around(T_to, n=4, seed=3)
+        got = _polish(Q, R, t, cloud, T_ct, depth, intr, tol, POLISH_LEVELS, 3)
+        want = _polish_numpy(Q, R, t, cloud, T_ct, depth, intr, tol, POLISH_LEVELS, 3)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, w, rtol=0, atol=1e-9)
+
+
+def test_a_pattern_search_turn_keeps_its_pivot_in_place(observed):
+    """A search with turns only (about the model's centre) moves the pose's centre nowhere, lowers its
+    score, and undoes a 6 deg tilt to within the search's finest step of where the score is lowest."""
+    Q, T_to, cloud, T_ct, depth, intr, tol = observed[0]
+    R0 = rot_x(6.0) @ T_to[:3, :3]
+    t0 = T_to[:3, 3] + T_to[:3, :3] @ cloud.centre - R0 @ cloud.centre  # tilted about the centre
+    levels = ((4.0,), (2.0,), (1.0,))
+    turns = np.stack([[rot(s * d) for rot in (rot_x, rot_y, rot_z) for s in (1.0, -1.0)] for (d,) in levels])
+    shifts = np.zeros((*turns.shape[:2], 3))
+    R, t = pattern_search(
+        Q, R0[None], t0[None], cloud, T_ct, depth, intr, tol, turns, shifts, cloud.centre, 3
+    )
+    np.testing.assert_allclose(R[0] @ cloud.centre + t[0], R0 @ cloud.centre + t0, atol=1e-12)
+    before = _score(Q, R0[None], t0[None], cloud, T_ct, depth, intr, tol)[0][0]
+    after = _score(Q, R, t, cloud, T_ct, depth, intr, tol)[0][0]
+    assert after < before
+    assert np.degrees(np.arccos(np.clip((np.trace(R[0].T @ T_to[:3, :3]) - 1) / 2, -1, 1))) < 3.0
