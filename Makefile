@@ -7,7 +7,7 @@ GS := $(BIN)/graspstack
 STAMP := $(VENV)/.setup-stamp
 DEMO := runs/demo
 
-.PHONY: setup test test-all lint format bench demo clean constraints proto chaos
+.PHONY: setup test test-all lint format bench bench-revisions demo clean constraints proto chaos
 
 setup: $(STAMP) system-packages
 
@@ -47,6 +47,15 @@ format: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.run --out reports/bench.json
+
+# A speed-up checked against another revision, both timed interleaved on the same frames (this
+# machine's speed wanders between runs): make bench-revisions BASE=<rev> [PREDICTOR=model:v4] [SLICE=hard]
+PREDICTOR ?= model:v4
+SLICE ?= nominal
+bench-revisions: setup
+	@test -n "$(BASE)" || { echo "usage: make bench-revisions BASE=<git revision>"; exit 2; }
+	$(BIN)/python -m benchmarks.revisions --base $(BASE) --predictor $(PREDICTOR) --slice $(SLICE) \
+	  --out reports/revisions-$(subst :,-,$(PREDICTOR))-$(SLICE).json
 
 # The main job: a staged pilot on the local system (started if needed), first of the shipped active
 # model, then of a deliberately degraded copy that must roll back; reports in runs/pilot/.
