@@ -33,6 +33,7 @@ RESTING_TILT_DEG = 3.0  # aligned only when this close to a resting pose: yaw is
 MARGIN_PX = 12  # the gradient window reaches this far beyond the outline's box
 OCCLUDER_M = 0.01  # depth just outside the outline nearer than the object by this: not our edge
 PROBE_PX = 3.0  # how far outside the outline the occlusion test looks
+OUTLINE_REACH_PX = 3  # how far (px, either axis) an outline pixel's nearest sample can sit (silhouette)
 SILHOUETTE_STRIDE = 3  # every third dense sample: the same accuracy on validation, a cheaper outline
 # Coarse to fine grids around the best pose so far: (yaw half-range deg, yaw step deg, shift half-range m,
 # shift step m), each holding the pose so far at its centre. Each is one vectorised evaluation; the
@@ -153,7 +154,15 @@ def silhouette(uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     outside[ok] = mask[probe[ok, 1], probe[ok, 0]] == 0
     if outside.mean() < 0.5:
         n = -n
-    return cKDTree(uv).query(c + lo)[1], n
+    # The nearest sample to an outline pixel lies within 2.2 px of it (the pixel holds a sample, or
+    # the closing filled it next to one), so its own pixel is within 3 px: only those samples need
+    # to be in the tree (a few hundred of ~2000; the same answers, half the time).
+    ci = c.astype(np.int64)
+    band = np.zeros_like(mask)
+    band[ci[:, 1], ci[:, 0]] = 1
+    band = cv2.dilate(band, np.ones((2 * OUTLINE_REACH_PX + 1,) * 2, np.uint8))
+    near = np.flatnonzero(band[px[:, 1], px[:, 0]])
+    return near[cKDTree(uv[near]).query(c + lo)[1]], n
 
 
 def _unoccluded(pts: np.ndarray, normals: np.ndarray, depth_m: np.ndarray, z_obj: float) -> np.ndarray:
