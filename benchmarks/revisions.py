@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 # and (for the pose model) the per-stage split.
 _TIME_FRAMES = r"""
 import json, sys, time
+import graspstack
 from graspstack.predictors import load_predictor
 from graspstack.scene_io import Scene, iter_scene_dirs
 data, scenes, spec = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -42,7 +43,7 @@ for f in frames:
     t0 = time.perf_counter()
     predictor.predict(f)
     rows.append({"total_ms": (time.perf_counter() - t0) * 1e3, **getattr(predictor, "last_timings_ms", {})})
-print(json.dumps(rows))
+print(json.dumps({"package": graspstack.__file__, "rows": rows}))
 """
 
 
@@ -58,7 +59,11 @@ def time_tree(tree: Path, data: Path, scenes: int, spec: str) -> list[dict]:
     )
     if out.returncode != 0:
         raise RuntimeError(f"timing in {tree} failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if not Path(result["package"]).resolve().is_relative_to(tree.resolve()):
+        # e.g. an installed copy shadowing PYTHONPATH: the comparison would time one tree twice
+        raise RuntimeError(f"timing in {tree} imported graspstack from {result['package']}")
+    return result["rows"]
 
 
 def summarise(rows: list[dict]) -> dict:
