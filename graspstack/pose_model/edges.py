@@ -89,6 +89,26 @@ def hull_outline(P: np.ndarray, uv: np.ndarray, step_px: float = 1.0) -> tuple[n
     return a3[edge] + frac * d3[edge], n[edge]
 
 
+@njit(cache=True, inline="always")
+def gradient_across(gx, gy, u, v, nx, ny):
+    """The colour gradient's component along image direction (nx, ny) at window point (u, v), per
+    channel, root of the sum of squares; bilinear between the four pixels around it (u, v must be
+    inside the window by at least a pixel)."""
+    i, j = int(v), int(u)
+    fu, fv = u - j, v - i
+    sq = 0.0
+    for ch in range(3):
+        ax = (1 - fv) * ((1 - fu) * gx[i, j, ch] + fu * gx[i, j + 1, ch]) + fv * (
+            (1 - fu) * gx[i + 1, j, ch] + fu * gx[i + 1, j + 1, ch]
+        )
+        ay = (1 - fv) * ((1 - fu) * gy[i, j, ch] + fu * gy[i, j + 1, ch]) + fv * (
+            (1 - fu) * gy[i + 1, j, ch] + fu * gy[i + 1, j + 1, ch]
+        )
+        across = ax * nx + ay * ny
+        sq += across * across
+    return np.sqrt(sq)
+
+
 @njit(cache=True)
 def _strengths_at_poses(P, yaw_deg, shift, Rt, centre_cam, intr, gx, gy, origin, normals, keep):
     """The outline's strength at C poses: the mean over its points (frame coordinates P (K, 3), those
@@ -115,19 +135,7 @@ def _strengths_at_poses(P, yaw_deg, shift, Rt, centre_cam, intr, gx, gy, origin,
             u, v = fx * X / Z + cx - origin[0], fy * Y / Z + cy - origin[1]
             if not (u >= 0.0 and u < w - 1 and v >= 0.0 and v < h - 1):
                 continue
-            i, j = int(v), int(u)
-            fu, fv = u - j, v - i
-            sq = 0.0
-            for ch in range(3):
-                ax = (1 - fv) * ((1 - fu) * gx[i, j, ch] + fu * gx[i, j + 1, ch]) + fv * (
-                    (1 - fu) * gx[i + 1, j, ch] + fu * gx[i + 1, j + 1, ch]
-                )
-                ay = (1 - fv) * ((1 - fu) * gy[i, j, ch] + fu * gy[i, j + 1, ch]) + fv * (
-                    (1 - fu) * gy[i + 1, j, ch] + fu * gy[i + 1, j + 1, ch]
-                )
-                across = ax * normals[k, 0] + ay * normals[k, 1]
-                sq += across * across
-            total += np.sqrt(sq)
+            total += gradient_across(gx, gy, u, v, normals[k, 0], normals[k, 1])
             used += 1
         out[c] = total / max(used, 1)
     return out

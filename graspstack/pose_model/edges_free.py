@@ -16,7 +16,15 @@ from numba import njit
 
 from graspstack.frames import Intrinsics
 from graspstack.geometry import rot_x, rot_y, rot_z
-from graspstack.pose_model.edges import MARGIN_PX, SILHOUETTE_STRIDE, ColourGradient, _unoccluded, silhouette
+from graspstack.pose_model.edges import (
+    MARGIN_PX,
+    SILHOUETTE_STRIDE,
+    ColourGradient,
+    _project,
+    _unoccluded,
+    gradient_across,
+    silhouette,
+)
 from graspstack.predictors.scripted.fit import FAR_M, VOXEL_M, model_cloud, score_tolerance
 from graspstack.predictors.scripted.kernels import score_poses
 from graspstack.predictors.scripted.table import Plane
@@ -54,19 +62,7 @@ def _strengths_at_rigid(P, R, t, intr, gx, gy, origin, normals, keep):
             u, v = fx * X / Z + cx - origin[0], fy * Y / Z + cy - origin[1]
             if not (u >= 0.0 and u < w - 1 and v >= 0.0 and v < h - 1):
                 continue
-            i, j = int(v), int(u)
-            fu, fv = u - j, v - i
-            sq = 0.0
-            for ch in range(3):
-                ax = (1 - fv) * ((1 - fu) * gx[i, j, ch] + fu * gx[i, j + 1, ch]) + fv * (
-                    (1 - fu) * gx[i + 1, j, ch] + fu * gx[i + 1, j + 1, ch]
-                )
-                ay = (1 - fv) * ((1 - fu) * gy[i, j, ch] + fu * gy[i, j + 1, ch]) + fv * (
-                    (1 - fu) * gy[i + 1, j, ch] + fu * gy[i + 1, j + 1, ch]
-                )
-                across = ax * normals[k, 0] + ay * normals[k, 1]
-                sq += across * across
-            total += np.sqrt(sq)
+            total += gradient_across(gx, gy, u, v, normals[k, 0], normals[k, 1])
             used += 1
         out[c] = total / max(used, 1)
     return out
@@ -147,11 +143,6 @@ def compile_kernel() -> None:
     rgb[40:80, 60:100] = 200  # an edge for the outline to find
     points = model_cloud("duck").dense[::50] + T[:3, 3]
     align_free_to_edges(T, "duck", table, points, rgb, depth, intr)
-
-
-def _project(P: np.ndarray, intr: Intrinsics) -> np.ndarray:
-    z = np.maximum(P[..., 2], 1e-6)
-    return np.stack([intr.fx * P[..., 0] / z + intr.cx, intr.fy * P[..., 1] / z + intr.cy], axis=-1)
 
 
 def align_free_to_edges(
