@@ -110,28 +110,24 @@ def gradient_across(gx, gy, u, v, nx, ny):
 
 
 @njit(cache=True)
-def _strengths_at_poses(P, yaw_deg, shift, Rt, centre_cam, intr, gx, gy, origin, normals, keep):
-    """The outline's strength at C poses: the mean over its points (frame coordinates P (K, 3), those
-    with keep) of the colour gradient across it (component along the outward normal, per channel,
-    root of the sum of squares; bilinear in the gradient window, points outside it left out). A pose
-    is a yaw about the frame's z axis (yaw_deg (C,)) and a shift along the table (shift (C, 2)); the
-    frame's axes in the camera are Rt's columns, its origin centre_cam. One compiled pass per pose
-    and point: 0.3 ms a grid of 200 poses (numpy expressions with cv2.remap took ~1 ms)."""
-    C, K = yaw_deg.shape[0], P.shape[0]
+def outline_strengths(P, R, t, intr, gx, gy, origin, normals, keep):
+    """An outline's strength at C camera poses (R (C, 3, 3), t (C, 3)) of its object-frame points P
+    (K, 3), those with keep: the mean over them of the colour gradient across the outline
+    (gradient_across along the outward image normals; points outside the gradient window left out).
+    One compiled pass per pose and point: 0.3 ms a grid of 200 poses (numpy expressions with
+    cv2.remap took ~1 ms)."""
+    C, K = R.shape[0], P.shape[0]
     h, w = gx.shape[0], gx.shape[1]
     fx, fy, cx, cy = intr[0], intr[1], intr[2], intr[3]
     out = np.zeros(C)
     for c in range(C):
-        co, si = np.cos(np.radians(yaw_deg[c])), np.sin(np.radians(yaw_deg[c]))
         total, used = 0.0, 0
         for k in range(K):
             if not keep[k]:
                 continue
-            x = co * P[k, 0] - si * P[k, 1] + shift[c, 0]
-            y = si * P[k, 0] + co * P[k, 1] + shift[c, 1]
-            X = x * Rt[0, 0] + y * Rt[0, 1] + P[k, 2] * Rt[0, 2] + centre_cam[0]
-            Y = x * Rt[1, 0] + y * Rt[1, 1] + P[k, 2] * Rt[1, 2] + centre_cam[1]
-            Z = max(x * Rt[2, 0] + y * Rt[2, 1] + P[k, 2] * Rt[2, 2] + centre_cam[2], 1e-6)
+            X = R[c, 0, 0] * P[k, 0] + R[c, 0, 1] * P[k, 1] + R[c, 0, 2] * P[k, 2] + t[c, 0]
+            Y = R[c, 1, 0] * P[k, 0] + R[c, 1, 1] * P[k, 1] + R[c, 1, 2] * P[k, 2] + t[c, 1]
+            Z = max(R[c, 2, 0] * P[k, 0] + R[c, 2, 1] * P[k, 1] + R[c, 2, 2] * P[k, 2] + t[c, 2], 1e-6)
             u, v = fx * X / Z + cx - origin[0], fy * Y / Z + cy - origin[1]
             if not (u >= 0.0 and u < w - 1 and v >= 0.0 and v < h - 1):
                 continue
@@ -233,18 +229,20 @@ def align_to_edges(
         uv = project_points(points, yaw, sh)[0]
         return points, normals, _unoccluded(uv, normals, depth_m, z_obj)
 
-    # The kernel's fixed arguments, converted once per alignment rather than once per grid.
-    frame = (np.ascontiguousarray(Rt, np.float64), np.ascontiguousarray(centre_cam, np.float64))
+    # The kernel's fixed argument, converted once per alignment rather than once per grid.
     pinhole = np.array([intr.fx, intr.fy, intr.cx, intr.cy], np.float64)
 
     def strengths(yaw_deg: np.ndarray, shift: np.ndarray, shape) -> np.ndarray:
         # The outline's points move with the pose; their normals are kept (the turns are small).
+        # A pose here is a yaw about the frame's z axis and a shift along the table: in the camera,
+        # rotation Rt Rz(yaw) and translation Rt (shift, 0) + the frame's origin.
         points, normals, keep = shape
-        return _strengths_at_poses(
+        R = Rt @ _rz(np.radians(yaw_deg))
+        t = shift @ Rt[:, :2].T + centre_cam
+        return outline_strengths(
             np.ascontiguousarray(points, np.float64),
-            np.ascontiguousarray(yaw_deg, np.float64),
-            np.ascontiguousarray(shift, np.float64),
-            *frame,
+            np.ascontiguousarray(R, np.float64),
+            np.ascontiguousarray(t, np.float64),
             pinhole,
             grad.gx,
             grad.gy,

@@ -22,10 +22,10 @@ from graspstack.pose_model.edges import (
     ColourGradient,
     _project,
     _unoccluded,
-    gradient_across,
+    outline_strengths,
     silhouette,
 )
-from graspstack.predictors.scripted.fit import FAR_M, VOXEL_M, model_cloud, score_tolerance
+from graspstack.predictors.scripted.fit import lookup_grid, model_cloud, score_context, score_tolerance
 from graspstack.predictors.scripted.kernels import score_poses
 from graspstack.predictors.scripted.table import Plane
 
@@ -40,32 +40,6 @@ MIN_OUTLINE_POINTS = 20  # fewer unoccluded outline points than this: nothing to
 # +4 objects net, 0.06 / 1: +12, 0.1 / 0.5: +15, 0.2 / 0.25: +14.
 DEPTH_MARGIN = 0.1
 DEPTH_WEIGHT = 0.5
-
-
-@njit(cache=True)
-def _strengths_at_rigid(P, R, t, intr, gx, gy, origin, normals, keep):
-    """The outline's strength at C camera poses (R (C, 3, 3), t (C, 3)) of its object-frame points P
-    (K, 3), those with keep: the mean of the colour gradient across the outline (along the outward
-    image normals, per channel, root of the sum of squares; bilinear in the gradient window)."""
-    C, K = R.shape[0], P.shape[0]
-    h, w = gx.shape[0], gx.shape[1]
-    fx, fy, cx, cy = intr[0], intr[1], intr[2], intr[3]
-    out = np.zeros(C)
-    for c in range(C):
-        total, used = 0.0, 0
-        for k in range(K):
-            if not keep[k]:
-                continue
-            X = R[c, 0, 0] * P[k, 0] + R[c, 0, 1] * P[k, 1] + R[c, 0, 2] * P[k, 2] + t[c, 0]
-            Y = R[c, 1, 0] * P[k, 0] + R[c, 1, 1] * P[k, 1] + R[c, 1, 2] * P[k, 2] + t[c, 1]
-            Z = max(R[c, 2, 0] * P[k, 0] + R[c, 2, 1] * P[k, 1] + R[c, 2, 2] * P[k, 2] + t[c, 2], 1e-6)
-            u, v = fx * X / Z + cx - origin[0], fy * Y / Z + cy - origin[1]
-            if not (u >= 0.0 and u < w - 1 and v >= 0.0 and v < h - 1):
-                continue
-            total += gradient_across(gx, gy, u, v, normals[k, 0], normals[k, 1])
-            used += 1
-        out[c] = total / max(used, 1)
-    return out
 
 
 @njit(cache=True, inline="always")
@@ -111,7 +85,7 @@ def _search(P, normals, keep, gx, gy, origin, intr, turns, shifts, rounds, R, t,
                 _mat_mat(R_tc, cR[h], Rt[h])
                 _mat_vec(R_tc, ct[h], tt[h])
                 tt[h] += t_tc
-            st = _strengths_at_rigid(P, cR, ct, intr, gx, gy, origin, normals, keep)
+            st = outline_strengths(P, cR, ct, intr, gx, gy, origin, normals, keep)
             d = score_poses(depth_args[0], Rt, tt, *depth_args[1:])[0]
             if before < 0.0:
                 if st[0] <= 1e-9:
@@ -182,19 +156,9 @@ def align_free_to_edges(
     shifts = np.stack([np.concatenate([np.eye(3), -np.eye(3)]) * m for m, _ in LEVELS])
     pinhole = np.array([intr.fx, intr.fy, intr.cx, intr.cy], np.float64)
     T_tc = np.linalg.inv(T_ct)
-    depth_args = (  # score_poses' arguments after the poses, as fit._score passes them
-        np.ascontiguousarray(Q, np.float64),
-        cloud.origin,
-        1.0 / VOXEL_M,
-        cloud.nearest,
-        cloud.dense,
-        cloud.sparse,
-        np.ascontiguousarray(T_ct, np.float64),
-        depth_m,
-        pinhole,
-        float(tol),
-        FAR_M,
-    )
+    # score_poses' arguments less the poses, which the search makes: as fit._score passes them
+    Q64 = np.ascontiguousarray(Q, np.float64)
+    depth_args = (Q64, *lookup_grid(cloud), *score_context(cloud, T_ct, depth_m, intr, tol))
     R, t, before, after = _search(
         np.ascontiguousarray(S[nearest], np.float64),
         np.ascontiguousarray(normals, np.float64),

@@ -169,9 +169,7 @@ def _score(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(score, inlier ratio, free-space violation) of poses (R (H, 3, 3), t (H, 3), table frame) for
     observed points Q (N, 3, table frame): lower scores explain the depth better (kernels.score_poses)."""
-    k = np.array([intr.fx, intr.fy, intr.cx, intr.cy], np.float64)
-    T_ct = np.ascontiguousarray(T_ct, np.float64)
-    return kernels.score_poses(*_on_model(cloud, Q, R, t), cloud.sparse, T_ct, depth_m, k, float(tol), FAR_M)
+    return kernels.score_poses(*_on_model(cloud, Q, R, t), *score_context(cloud, T_ct, depth_m, intr, tol))
 
 
 def _pairs(
@@ -185,7 +183,22 @@ def _on_model(cloud: ModelCloud, Q: np.ndarray, R: np.ndarray, t: np.ndarray) ->
     """The kernels' leading arguments: points and poses as contiguous float64, and the model's
     nearest-sample lookup grid."""
     as_f64 = (np.ascontiguousarray(a, np.float64) for a in (Q, R, t))
-    return (*as_f64, cloud.origin, 1.0 / VOXEL_M, cloud.nearest, cloud.dense)
+    return (*as_f64, *lookup_grid(cloud))
+
+
+def lookup_grid(cloud: ModelCloud) -> tuple:
+    """The model's nearest-sample lookup as the kernels take it: grid corner, inverse voxel size,
+    nearest-sample indices and the samples."""
+    return cloud.origin, 1.0 / VOXEL_M, cloud.nearest, cloud.dense
+
+
+def score_context(
+    cloud: ModelCloud, T_ct: np.ndarray, depth_m: np.ndarray, intr: Intrinsics, tol: float
+) -> tuple:
+    """kernels.score_poses' arguments after the lookup grid: the free-space samples, the table
+    frame, the depth image, the pinhole (fx, fy, cx, cy), the tolerance and the far distance."""
+    k = np.array([intr.fx, intr.fy, intr.cx, intr.cy], np.float64)
+    return cloud.sparse, np.ascontiguousarray(T_ct, np.float64), depth_m, k, float(tol), FAR_M
 
 
 def yaw_period_deg(class_name: str, R0: np.ndarray) -> float:
@@ -324,21 +337,9 @@ def pattern_search(
     """Each pose (R (H, 3, 3), t (H, 3)) moved by the moves of each step in turn (turns (S, K, 3, 3)
     about the model point `pivot`, shifts (S, K, 3)) while one lowers its score, at most `rounds`
     times a step (kernels.pattern_search)."""
-    k = np.array([intr.fx, intr.fy, intr.cx, intr.cy], np.float64)
-    as_f64 = (np.ascontiguousarray(a, np.float64) for a in (T_ct, turns, shifts, pivot))
-    T_ct, turns, shifts, pivot = as_f64
+    as_f64 = (np.ascontiguousarray(a, np.float64) for a in (turns, shifts, pivot))
     return kernels.pattern_search(
-        *_on_model(cloud, Q, R, t),
-        cloud.sparse,
-        T_ct,
-        depth_m,
-        k,
-        float(tol),
-        FAR_M,
-        turns,
-        shifts,
-        pivot,
-        int(rounds),
+        *_on_model(cloud, Q, R, t), *score_context(cloud, T_ct, depth_m, intr, tol), *as_f64, int(rounds)
     )
 
 
