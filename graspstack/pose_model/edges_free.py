@@ -37,7 +37,8 @@ MIN_OUTLINE_POINTS = 20  # fewer unoccluded outline points than this: nothing to
 # The objective: the outline's strength relative to the start, less DEPTH_WEIGHT x the depth score's
 # rise (surface + free space); no move may raise that score more than DEPTH_MARGIN above the start.
 # On hard validation scenes (ducks, teddies, mugs) a tighter hold gained less: margin 0.03 / weight 2:
-# +4 objects net, 0.06 / 1: +12, 0.1 / 0.5: +15, 0.2 / 0.25: +14.
+# +4 objects net, 0.06 / 1: +12, 0.1 / 0.5: +15, 0.2 / 0.25: +14. With legos too, at weight 0.5:
+# margin 0 (no rise at all): +7, 0.1: +21, 0.15: the same poses as 0.1.
 DEPTH_MARGIN = 0.1
 DEPTH_WEIGHT = 0.5
 
@@ -58,11 +59,15 @@ def _mat_vec(A, x, out):
 
 
 @njit(cache=True)
-def _search(P, normals, keep, gx, gy, origin, intr, turns, shifts, rounds, R, t, centre, T_tc, depth_args):
+def _search(
+    P, normals, keep, gx, gy, origin, intr, turns, shifts, rounds, R, t, centre, T_tc, depth_args, hold
+):
     """The pattern search of align_free_to_edges on one outline (object points P, image normals,
     keep): per step s, moves turns[s, k] about the object's centre and shifts[s, k] in the camera
-    frame; the objective is the strength relative to the start's less DEPTH_WEIGHT x the depth score's
-    rise, and moves raising it more than DEPTH_MARGIN are out. Returns (R, t, strength before, after)."""
+    frame; the objective is the strength relative to the start's less weight x the depth score's rise,
+    and moves raising it more than margin are out (hold = (margin, weight): arguments, not globals,
+    which numba would freeze into the compiled code). Returns (R, t, strength before, after)."""
+    margin, weight = hold
     K = turns.shape[1]
     H = 2 * K + 1
     cR, ct = np.empty((H, 3, 3)), np.empty((H, 3))
@@ -93,9 +98,9 @@ def _search(P, normals, keep, gx, gy, origin, intr, turns, shifts, rounds, R, t,
                 before, d0 = st[0], d[0]
             best, best_j = 0, -np.inf
             for h in range(H):
-                if d[h] > d0 + DEPTH_MARGIN:
+                if d[h] > d0 + margin:
                     continue
-                j = st[h] / before - DEPTH_WEIGHT * max(d[h] - d0, 0.0)
+                j = st[h] / before - weight * max(d[h] - d0, 0.0)
                 if j > best_j:
                     best, best_j = h, j
             after = st[best]
@@ -175,6 +180,7 @@ def align_free_to_edges(
         np.ascontiguousarray(centre, np.float64),
         T_tc,
         depth_args,
+        (float(DEPTH_MARGIN), float(DEPTH_WEIGHT)),
     )
     if before <= 0.0:
         return None
