@@ -65,6 +65,14 @@ class ColourGradient:
         gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=3) / 8.0
         return cls(gx, gy, np.array([u0, v0], np.float64))
 
+    @classmethod
+    def around_points(cls, rgb: np.ndarray, uv: np.ndarray) -> ColourGradient:
+        """Gradients of a square window centred on projected points uv (N, 2), reaching MARGIN_PX
+        beyond half their wider spread: room for the searches to move the outline."""
+        pad = MARGIN_PX + 0.5 * np.ptp(uv, axis=0).max()
+        lo, hi = uv.mean(axis=0) - pad, uv.mean(axis=0) + pad
+        return cls.around(rgb, (int(lo[0]), int(lo[1]), int(hi[0]) + 1, int(hi[1]) + 1))
+
 
 def _project(P: np.ndarray, intr: Intrinsics) -> np.ndarray:
     z = np.maximum(P[..., 2], 1e-6)
@@ -200,10 +208,7 @@ def align_to_edges(
     T_to = np.linalg.inv(T_ct) @ T_cam_obj
     H = hull_obj @ T_to[:3, :3].T + T_to[:3, 3]  # hull in that frame, turning about its origin
 
-    uv0 = _project(H @ Rt.T + centre_cam, intr)
-    pad = MARGIN_PX + 0.5 * np.ptp(uv0, axis=0).max()
-    lo, hi = uv0.mean(axis=0) - pad, uv0.mean(axis=0) + pad
-    grad = ColourGradient.around(rgb, (int(lo[0]), int(lo[1]), int(hi[0]) + 1, int(hi[1]) + 1))
+    grad = ColourGradient.around_points(rgb, _project(H @ Rt.T + centre_cam, intr))
     z_obj = float(centre_cam[2])
 
     def project_points(P: np.ndarray, yaw_deg: np.ndarray, shift: np.ndarray) -> np.ndarray:
@@ -283,6 +288,13 @@ def _turned_half_about_normal(
     return T
 
 
+def is_resting(T_cam_obj: np.ndarray, resting: list[RestingPose], plane: Plane) -> bool:
+    """Whether the pose is within RESTING_TILT_DEG of one of the class's resting poses: yaw and table
+    position are then its only free turns (align_resting_to_edges); otherwise it leans."""
+    T_cam_table = plane.frame(T_cam_obj[:3, 3])
+    return _nearest_resting(resting, T_cam_table[:3, :3].T @ T_cam_obj[:3, :3])[1] <= RESTING_TILT_DEG
+
+
 def align_resting_to_edges(
     T_cam_obj: np.ndarray,
     class_name: str,
@@ -302,10 +314,9 @@ def align_resting_to_edges(
     of the class, and keeps the stronger outline: a lego lying on its side looks the same to the
     depth both ways round (the studs are 1.7 mm), but its outline has the studs' bumps at one end.
     """
-    T_cam_table = plane.frame(T_cam_obj[:3, 3])
-    _, tilt = _nearest_resting(resting, T_cam_table[:3, :3].T @ T_cam_obj[:3, :3])
-    if tilt > RESTING_TILT_DEG:
+    if not is_resting(T_cam_obj, resting, plane):
         return None
+    T_cam_table = plane.frame(T_cam_obj[:3, 3])
     cloud = model_cloud(class_name)
     surface = cloud.dense[::SILHOUETTE_STRIDE] if silhouette_outline else None
     T, before, after = align_to_edges(T_cam_obj, cloud.hull, T_cam_table, rgb, depth_m, intr, surface)

@@ -26,16 +26,15 @@ from graspstack.pose_model.crop_stage import (
     uncovered_proposals,
 )
 from graspstack.pose_model.decode import Instance, decode
-from graspstack.pose_model.edges import RESTING_TILT_DEG, align_resting_to_edges
+from graspstack.pose_model.edges import align_resting_to_edges, is_resting
 from graspstack.pose_model.edges_free import align_free_to_edges, compile_kernel
 from graspstack.pose_model.geometry import bbox_centre_obj, ray_rotation
 from graspstack.pose_model.network import INPUT_HW, make_input, split_outputs
-from graspstack.pose_model.refine import Refined, _nearest_resting, refine_pose
+from graspstack.pose_model.refine import Refined, refine_pose
 from graspstack.pose_model.registry import _root, fold_batchnorm, load_crop_network, load_network
 from graspstack.predictors.scripted.fit import model_cloud
 from graspstack.predictors.scripted.predictor import _suppress_duplicates
 from graspstack.predictors.scripted.priors import load_priors
-from graspstack.predictors.scripted.resting import RestingPose
 from graspstack.predictors.scripted.segment import object_mask
 from graspstack.predictors.scripted.table import back_project, denoise_depth, table_plane
 
@@ -299,7 +298,7 @@ class ModelPredictor:
         if (
             aligned is None  # not aligned as a resting object: leaning, or a class edges.py leaves alone
             and r.class_name in EDGE_FREE_ALIGNED
-            and not _resting(T_final, self.resting[r.class_name], plane)
+            and not is_resting(T_final, self.resting[r.class_name], plane)
         ):
             aligned = align_free_to_edges(T_final, r.class_name, plane, r.points, rgb, depth, intr)
         if aligned is not None:
@@ -424,13 +423,6 @@ def _second_look_fit_holds(r: CropResult, fit: Refined) -> bool:
     return r.proposal.source == "detector" or (
         fit.score <= SECOND_LOOK_MAX_SCORE and fit.free_space_violation <= SECOND_LOOK_MAX_FREE_SPACE
     )
-
-
-def _resting(T_cam_obj: np.ndarray, resting: list[RestingPose], plane) -> bool:
-    """Whether the pose is within RESTING_TILT_DEG of one of the class's resting poses (edges.py then
-    aligns its yaw and table position; the rest are leaning)."""
-    T_ct = plane.frame(T_cam_obj[:3, 3])
-    return _nearest_resting(resting, T_ct[:3, :3].T @ T_cam_obj[:3, :3])[1] <= RESTING_TILT_DEG
 
 
 def _fit_quality(score: float) -> float:

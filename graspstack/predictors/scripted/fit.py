@@ -172,13 +172,6 @@ def _score(
     return kernels.score_poses(*_on_model(cloud, Q, R, t), *score_context(cloud, T_ct, depth_m, intr, tol))
 
 
-def _pairs(
-    cloud: ModelCloud, Q: np.ndarray, R: np.ndarray, t: np.ndarray, trim: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """ICP pairs of observed points and their nearest model samples (kernels.matched_pairs)."""
-    return kernels.matched_pairs(*_on_model(cloud, Q, R, t), float(trim), FAR_M)
-
-
 def _on_model(cloud: ModelCloud, Q: np.ndarray, R: np.ndarray, t: np.ndarray) -> tuple:
     """The kernels' leading arguments: points and poses as contiguous float64, and the model's
     nearest-sample lookup grid."""

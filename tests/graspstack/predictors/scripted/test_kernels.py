@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 
 from graspstack.geometry import rot_x, rot_y, rot_z
+from graspstack.predictors.scripted import kernels
 from graspstack.predictors.scripted.fit import (
+    FAR_M,
     POLISH_LEVELS,
     _free_icp,
     _lookup,
-    _pairs,
+    _on_model,
     _planar_icp,
     _polish,
     _rz,
@@ -142,7 +144,9 @@ def test_the_compiled_icp_pairs_are_the_numpy_pairs(observed):
         R, t = _around(T_to, seed=1)
         for trim in (0.004, 0.03):
             for got, want in zip(
-                _pairs(cloud, Q, R, t, trim), _pairs_numpy(Q, R, t, cloud, trim), strict=True
+                kernels.matched_pairs(*_on_model(cloud, Q, R, t), trim, FAR_M),
+                _pairs_numpy(Q, R, t, cloud, trim),
+                strict=True,
             ):
                 np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
