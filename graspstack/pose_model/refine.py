@@ -175,7 +175,6 @@ def refine_pose(
     polish_rounds: int = 3,
     light_search: bool = False,
     resting_yaw_offsets_deg: tuple[float, ...] = (0.0,),
-    search_nearest_resting: int | None = None,
     snap_max_deg: float | None = None,
     free_polish: tuple[str, ...] = (),
     search_polish: bool = True,
@@ -214,19 +213,11 @@ def refine_pose(
         # None of the network-seeded fits explains the depth: the network's rotation was probably
         # outside ICP's reach. The baseline's full resting-pose and yaw search is slow but does not
         # need a starting point, so it is worth its cost on these few objects.
-        # Limited to the resting poses nearest the seeded tilt, the search costs a fraction (a teddy
-        # has 9 resting poses, each a grid of yaws): a wrong yaw is what it is there to fix.
-        up_obj = R0.T @ np.array([0.0, 0.0, 1.0])
-        candidates = (
-            sorted(resting, key=lambda p: -float(p.up_obj @ up_obj))[:search_nearest_resting]
-            if search_nearest_resting
-            else resting
-        )
         fit = fit_segment(
             points_cam,
             plane,
             class_name,
-            candidates,
+            resting,
             depth_m,
             intr,
             seed,
