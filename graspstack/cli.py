@@ -180,7 +180,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         crop_lr=args.crop_lr,
         lr=args.lr,
     )
-    print(json.dumps({"version": card["version"], "validation": card.get("validation", {}).get("slices")}))
+    if args.stage == "wayround":  # the version's validation is as it was: this stage adds one net
+        print(json.dumps({"version": card["version"], "wayround": card["wayround"]}))
+    else:
+        print(
+            json.dumps({"version": card["version"], "validation": card.get("validation", {}).get("slices")})
+        )
     return 0
 
 
@@ -240,9 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--crop-minutes", type=float, default=35.0, help="time budget of the second stage")
     tr.add_argument(
         "--stage",
-        choices=("all", "crops", "detector"),
+        choices=("all", "crops", "detector", "wayround"),
         default="all",
-        help="crops: a new second stage only; detector: fine-tune --base's detector, keep its CropNet",
+        help="crops: a new second stage only; detector: fine-tune --base's detector, keep its CropNet; "
+        "wayround: add the lego way-round net to --base (for --minutes)",
     )
     tr.add_argument(
         "--base",

@@ -15,6 +15,7 @@ is nearer than the object (an occluder's edge, not this object's) are left out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -305,6 +306,7 @@ def align_resting_to_edges(
     intr: Intrinsics,
     try_flip: bool = False,
     silhouette_outline: bool = False,
+    way_round: Callable[[np.ndarray, np.ndarray], float | None] | None = None,
 ) -> tuple[np.ndarray, float] | None:
     """align_to_edges for a pose within RESTING_TILT_DEG of one of the class's resting poses (an
     object leaning on another has more than yaw and table position free). Returns (pose, ratio of the
@@ -313,6 +315,7 @@ def align_resting_to_edges(
     try_flip also aligns the pose turned 180 deg about the table normal, where that is not a symmetry
     of the class, and keeps the stronger outline: a lego lying on its side looks the same to the
     depth both ways round (the studs are 1.7 mm), but its outline has the studs' bumps at one end.
+    way_round(T_a, T_b), when given and not None, decides instead: > 0 keeps T_a (wayround.py).
     """
     if not is_resting(T_cam_obj, resting, plane):
         return None
@@ -328,6 +331,7 @@ def align_resting_to_edges(
             # A wider shift grid for this start lets 7 of 7 test legos turned about their centre come
             # back (5 of 7 without) but lost 1-2 legos of the validation and diagnostic scenes.
             T2, _, after2 = align_to_edges(T_flip, cloud.hull, T_cam_table, rgb, depth_m, intr, surface)
-            if after2 > after:
+            margin = way_round(T, T2) if way_round is not None else None
+            if (after2 > after) if margin is None else (margin < 0):
                 T, after = T2, after2
     return T, after / max(before, 1e-9)

@@ -1,7 +1,8 @@
 """Model registry: versioned folders under models/pose/, one of them named in models/pose/ACTIVE.
 
 A version folder holds `weights.safetensors` (stage 1, PoseNet), `crop.safetensors` when the version
-has a second stage (CropNet), and `card.json` (what it was trained on, how long, how it scores).
+has a second stage (CropNet), `wayround.safetensors` when it has the lego way-round net
+(wayround.py), and `card.json` (what it was trained on, how long, how it scores).
 The pose service and `graspstack eval --predictor model[:VERSION]` load by version, so a pilot can
 promote and roll back by rewriting one line.
 """
@@ -20,6 +21,7 @@ from graspstack.pose_model.network import PoseNet
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models" / "pose"
 WEIGHTS_FILE = "weights.safetensors"
 CROP_WEIGHTS_FILE = "crop.safetensors"  # the second stage (CropNet); versions without it are one-stage
+WAYROUND_WEIGHTS_FILE = "wayround.safetensors"
 CARD_FILE = "card.json"
 ACTIVE_FILE = "ACTIVE"
 
@@ -92,6 +94,23 @@ def load_crop_network(version: str, root: str | Path | None = None):
     net = CropNet(int(card.get("crop_width", 32)))
     net.load_state_dict(load_file(str(d / CROP_WEIGHTS_FILE)))
     return net.eval()
+
+
+def load_wayround_network(version: str, root: str | Path | None = None):
+    """The lego way-round net of `version` in eval mode, or None where the version has none."""
+    from graspstack.pose_model.wayround import WayRoundNet
+
+    path = _root(root) / version / WAYROUND_WEIGHTS_FILE
+    if not path.exists():
+        return None
+    net = WayRoundNet()
+    net.load_state_dict(load_file(str(path)))
+    return net.eval()
+
+
+def save_wayround_network(version: str, net: torch.nn.Module, root: str | Path | None = None) -> None:
+    state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(_root(root) / version / WAYROUND_WEIGHTS_FILE))
 
 
 def save_crop_network(version: str, net: torch.nn.Module, root: str | Path | None = None) -> None:

@@ -2,7 +2,9 @@
 
 `--stage all` trains both; `--stage crops --base VERSION` trains only the second stage on top of an
 existing version's detector (which is copied into the new version, so each version is self-contained);
-`--stage detector --base VERSION` fine-tunes that version's detector and keeps its CropNet.
+`--stage detector --base VERSION` fine-tunes that version's detector and keeps its CropNet;
+`--stage wayround --base VERSION` trains the lego way-round net (wayround.py) and adds it to that
+version's folder (or to a copy of it named --version), leaving its other weights as they are.
 
 The schedule is set by wall-clock time rather than epochs (cosine decay over the budget), so a run
 finishes when promised on whatever machine it lands on; the data size then decides how many epochs
@@ -39,6 +41,7 @@ from graspstack.pose_model.registry import (
     load_network,
     save_crop_network,
     save_version,
+    save_wayround_network,
     write_card,
 )
 from graspstack.pose_model.targets import make_batch
@@ -201,6 +204,22 @@ def _copy_weights(base: str, version: str, file_name: str) -> None:
     shutil.copyfile(_root(None) / base / file_name, _root(None) / version / file_name)
 
 
+def add_wayround(base: str, version: str | None, train_dirs: list[str], minutes: float) -> dict:
+    """Train the way-round net and add it to `base` (in place) or to a copy of `base` named `version`."""
+    from graspstack.pose_model.wayround_train import train_wayround
+
+    torch.set_num_threads(2)
+    version = version or base
+    if version != base:
+        shutil.copytree(_root(None) / base, _root(None) / version)
+    net, info = train_wayround([Path(d) for d in train_dirs], minutes)
+    save_wayround_network(version, net)
+    card = load_card(version) | {"version": version}
+    card["wayround"] = info | {"trained_utc": datetime.now(UTC).isoformat(timespec="seconds")}
+    write_card(version, card)
+    return card
+
+
 def run_training(
     train_dirs: list[str],
     val_dirs: list[str],
@@ -217,6 +236,10 @@ def run_training(
     crop_lr: float = 2e-3,
     lr: float = 2e-3,
 ) -> dict:
+    if stage == "wayround":
+        if not base:
+            raise ValueError("--stage wayround needs --base VERSION (the version the net is added to)")
+        return add_wayround(base, version, train_dirs, minutes)
     torch.set_num_threads(2)
     started = time.monotonic()
     roots = [Path(d) for d in train_dirs]

@@ -84,3 +84,16 @@ def test_detector_fine_tuning_of_a_one_stage_version_is_refused_before_training(
     registry.save_version("one-stage", PoseNet(8), {"width": 8})
     with pytest.raises(ValueError, match="no CropNet to keep"):
         run_training([str(tiny_registry)], [], "child", 5.0, stage="detector", base="one-stage")
+
+
+def test_wayround_stage_adds_the_net_to_a_copy_and_keeps_the_other_weights(tiny_registry, tmp_path):
+    from lab.dataset import render_dataset
+
+    more = tmp_path / "more"  # three scenes hold too few legos on their side to learn from
+    render_dataset(more, 12, 4345, "hard", workers=1, progress=False)
+    card = run_training([str(tiny_registry), str(more)], [], "child", 0.02, stage="wayround", base="base")
+    assert card["version"] == "child" and card["wayround"]["train_crops"] > 0
+    assert card["wayround"]["steps"] >= 1 and 0.0 <= card["wayround"]["held_out_accuracy"] <= 1.0
+    assert registry.load_wayround_network("child") is not None
+    assert registry.load_wayround_network("base") is None  # the base is left as it was
+    assert _kept_from_base(registry.WEIGHTS_FILE) and _kept_from_base(registry.CROP_WEIGHTS_FILE)
