@@ -281,7 +281,14 @@ def _turned_half_about_normal(
     T_cam_obj: np.ndarray, T_cam_table: np.ndarray, centre_obj: np.ndarray
 ) -> np.ndarray:
     """T_cam_obj turned 180 deg about the table normal through the object's centre."""
-    R = T_cam_table[:3, :3] @ _rz(np.pi) @ T_cam_table[:3, :3].T
+    return turned_about_normal(T_cam_obj, T_cam_table, centre_obj, 180.0)
+
+
+def turned_about_normal(
+    T_cam_obj: np.ndarray, T_cam_table: np.ndarray, centre_obj: np.ndarray, deg: float
+) -> np.ndarray:
+    """T_cam_obj turned by deg about the table normal through the object's centre."""
+    R = T_cam_table[:3, :3] @ _rz(np.radians(deg)) @ T_cam_table[:3, :3].T
     c = T_cam_obj[:3, :3] @ centre_obj + T_cam_obj[:3, 3]
     T = np.eye(4)
     T[:3, :3] = R @ T_cam_obj[:3, :3]

@@ -26,7 +26,7 @@ from graspstack.pose_model.crop_stage import (
     uncovered_proposals,
 )
 from graspstack.pose_model.decode import Instance, decode
-from graspstack.pose_model.edges import align_resting_to_edges, is_resting
+from graspstack.pose_model.edges import align_resting_to_edges, is_resting, turned_about_normal
 from graspstack.pose_model.edges_free import align_free_to_edges, compile_kernel
 from graspstack.pose_model.geometry import bbox_centre_obj, ray_rotation
 from graspstack.pose_model.network import INPUT_HW, make_input, split_outputs
@@ -38,7 +38,7 @@ from graspstack.pose_model.registry import (
     load_network,
     load_wayround_network,
 )
-from graspstack.pose_model.wayround import WayRound
+from graspstack.pose_model.wayround import WayRound, image_angle_deg
 from graspstack.predictors.scripted.fit import model_cloud
 from graspstack.predictors.scripted.predictor import _suppress_duplicates
 from graspstack.predictors.scripted.priors import load_priors
@@ -92,9 +92,14 @@ EDGE_ALIGNED = ("lego", "duck", "teddy")
 # studs). The version's way-round net (wayround.py) chooses, where it has one; else the stronger
 # outline (right 43 of 43 times on nominal validation legos, but on hard ones, in varied light, 53 of
 # 68 against CropNet's 57). With the net: hard validation side-lying legos the right way round 53 ->
-# 62 of 68; within spec +3 / -2 legos (most of those it turned back are still 6-8 deg off in yaw);
-# nominal and diagnostic unchanged. ~2.8 ms a side-lying lego (two crops cut, one forward pass of 0.7).
+# 63 of 68, within spec +3 / -2 (most of those it turned back were still 6-8 deg off in yaw: see
+# STUD_AXIS_TURN_MAX_DEG); nominal and diagnostic unchanged. ~2.8 ms a side-lying lego.
 EDGE_FLIPPED = ("lego",)
+# The way-round net also measures how far a side-lying lego's stud axis lies off the pose's in the
+# image (its second output, trained on crops turned up to 15 deg off); the pose is turned about the
+# table normal to match when that is within this. Hard validation legos +5 / -1 (side-lying ones
+# within spec 45 -> 52 of 62 found), nominal and diagnostic unchanged; a second round: +1 more.
+STUD_AXIS_TURN_MAX_DEG = 15.0
 # The lego's resting-pose search skips its final pattern search: the edge alignment that follows sets
 # its yaw and table position, which the depth cannot (-0.6 ms a mean nominal frame, up to -4 ms at
 # p99; validation and diagnostic scenes: +0.3 points hard, one diagnostic lego of 144 lost).
@@ -312,6 +317,8 @@ class ModelPredictor:
             aligned = align_free_to_edges(T_final, r.class_name, plane, r.points, rgb, depth, intr)
         if aligned is not None:
             T_final = aligned[0]
+            if r.class_name in EDGE_FLIPPED and self.way_round is not None:
+                T_final = self._turn_to_stud_axis(T_final, plane, frame)
         R0, R1 = r.T_cam_obj[:3, :3], T_final[:3, :3]
         moved = rotation_angle_deg(R0, R1)
         extras = {
@@ -349,6 +356,22 @@ class ModelPredictor:
         return lambda T_a, T_b: self.way_round.prefer_first(
             T_a, T_b, frame.rgb, frame.depth_m, frame.intrinsics
         )
+
+    def _turn_to_stud_axis(self, T: np.ndarray, plane, frame: Frame) -> np.ndarray:
+        """T turned about the table normal so that its projected stud axis lies where the way-round
+        net measures the studs' (T itself where the axis does not show or yaw does not turn it)."""
+        delta = self.way_round.axis_offset_deg(T, frame.rgb, frame.depth_m, frame.intrinsics)
+        if delta is None or abs(delta) > STUD_AXIS_TURN_MAX_DEG:
+            return T
+        T_ct, centre = plane.frame(T[:3, 3]), model_cloud("lego").centre
+        probe = turned_about_normal(T, T_ct, centre, 2.0)
+        image_turn = (
+            image_angle_deg(probe, frame.intrinsics) - image_angle_deg(T, frame.intrinsics) + 180.0
+        ) % 360.0
+        per_deg = (image_turn - 180.0) / 2.0  # image degrees per degree of yaw
+        if abs(per_deg) < 0.3:  # the axis is (nearly) the table normal: upright, yaw does not turn it
+            return T
+        return turned_about_normal(T, T_ct, centre, delta / per_deg)
 
     @staticmethod
     def _label_image(instances: list[Instance], hw: tuple[int, int], intr: Intrinsics) -> np.ndarray:

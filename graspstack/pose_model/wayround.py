@@ -9,7 +9,10 @@ right in 9 of those. This net looks at the studs themselves.
 The crop is a square of WAY_MM metric side around the object, turned so that a hypothesis's stud
 axis (object +z, projected into the image) points along the crop's +u; the net gives the logit that
 the studs really point there. The same pose turned half round about the table normal has the crop
-turned half round, so comparing a pose with its flip costs one forward pass of two crops.
+turned half round, so comparing a pose with its flip costs one forward pass of two crops. A second
+output measures the angle between the crop's +u and the true stud axis's line (trained on crops
+turned up to ANGLE_SCALE_DEG off): the outline leaves hard-slice legos 5-15 deg off in yaw, and the
+pose model turns them back by it (infer.STUD_AXIS_TURN_MAX_DEG).
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ DEPTH_SCALE_M = 0.02
 # The stud axis must show at least this share of its length in the image (it is at least ~30 deg off
 # the viewing ray), or there is no image direction for the crop to turn to.
 MIN_AXIS_SHARE = 0.5
+ANGLE_SCALE_DEG = 15.0  # the angle output's unit: training turns the crops up to this far off
 
 
 class WayRoundNet(nn.Module):
-    """(B, 5, 40, 40) -> (B,) logit that the studs point along the crop's +u.
+    """(B, 5, 40, 40) -> (B, 2): the logit that the studs point along the crop's +u, and the angle
+    from the crop's +u to the true stud axis's line, in units of ANGLE_SCALE_DEG.
 
     No global pooling: which end of the crop the studs are at is the answer, so the head reads the
     5 x 5 map position by position."""
@@ -51,10 +56,10 @@ class WayRoundNet(nn.Module):
             conv_bn(2 * w, 2 * w),
             conv_bn(2 * w, 2 * w, 2),  # 5
         )
-        self.head = nn.Linear(2 * w * 25, 1)
+        self.head = nn.Linear(2 * w * 25, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x).flatten(1))[:, 0]
+        return self.head(self.body(x).flatten(1))
 
 
 def stud_axis_px(T_cam_obj: np.ndarray, intr: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -115,19 +120,38 @@ class WayRound:
     ) -> float | None:
         """Logit margin of pose T_a over T_b (> 0: T_a is the right way round), or None when the stud
         axis does not show in the image."""
-        k = np.array([intr.fx, intr.fy, intr.cx, intr.cy])
-        crops = []
-        for T in (T_a, T_b):
-            centre, axis, share = stud_axis_px(T, k)
-            if share < MIN_AXIS_SHARE:
-                return None
-            z = float((T[:3, :3] @ bbox_centre_obj("lego") + T[:3, 3])[2])
-            w = lego_window(centre, z, intr)
-            rgb_w, depth_w = w.cut(rgb, depth_m.astype(np.float32))
-            crops.append(canonical_crop(rgb_w, depth_w, w, centre, axis, z, intr.fx))
+        crops = [self._crop(T, rgb, depth_m, intr) for T in (T_a, T_b)]
+        if crops[0] is None or crops[1] is None:
+            return None
         with torch.inference_mode():
-            logits = self.net(torch.from_numpy(np.stack(crops)))
-        return float(logits[0] - logits[1])
+            out = self.net(torch.from_numpy(np.stack(crops)))
+        return float(out[0, 0] - out[1, 0])
+
+    def axis_offset_deg(self, T: np.ndarray, rgb: np.ndarray, depth_m: np.ndarray, intr: Intrinsics):
+        """The image angle (degrees, from the pose's projected stud axis toward the image's +v turn)
+        by which the true stud axis lies off the pose's, or None when the axis does not show."""
+        crop = self._crop(T, rgb, depth_m, intr)
+        if crop is None:
+            return None
+        with torch.inference_mode():
+            out = self.net(torch.from_numpy(crop[None]))
+        return float(out[0, 1]) * ANGLE_SCALE_DEG
+
+    @staticmethod
+    def _crop(T: np.ndarray, rgb: np.ndarray, depth_m: np.ndarray, intr: Intrinsics) -> np.ndarray | None:
+        centre, axis, share = stud_axis_px(T, np.array([intr.fx, intr.fy, intr.cx, intr.cy]))
+        if share < MIN_AXIS_SHARE:
+            return None
+        z = float((T[:3, :3] @ bbox_centre_obj("lego") + T[:3, 3])[2])
+        w = lego_window(centre, z, intr)
+        rgb_w, depth_w = w.cut(rgb, depth_m.astype(np.float32))
+        return canonical_crop(rgb_w, depth_w, w, centre, axis, z, intr.fx)
+
+
+def image_angle_deg(T: np.ndarray, intr: Intrinsics) -> float:
+    """Image angle of the pose's projected stud axis (degrees, from +u toward +v)."""
+    _, axis, _ = stud_axis_px(T, np.array([intr.fx, intr.fy, intr.cx, intr.cy]))
+    return math.degrees(math.atan2(axis[1], axis[0]))
 
 
 def turn_axis(axis: np.ndarray, deg: float) -> np.ndarray:

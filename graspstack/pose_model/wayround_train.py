@@ -18,6 +18,7 @@ from tqdm import tqdm
 from graspstack.catalogue import CLASS_NAMES
 from graspstack.pose_model.crops import CropWindow, load_crops
 from graspstack.pose_model.wayround import (
+    ANGLE_SCALE_DEG,
     MIN_AXIS_SHARE,
     WayRoundNet,
     canonical_crop,
@@ -27,8 +28,10 @@ from graspstack.pose_model.wayround import (
 
 LEGO = CLASS_NAMES.index("lego") + 1
 MIN_MASK_PIXELS = 30
-JITTER_DEG = 12.0  # a fitted side-lying lego's yaw is a few degrees off, its centre a few millimetres
+# A fitted side-lying lego's yaw is up to ~15 deg off (ANGLE_SCALE_DEG, the turn the net learns to
+# measure), its centre a few millimetres.
 JITTER_MM = 3.0
+ANGLE_WEIGHT = 1.0
 JITTER_SCALE = 0.08
 HOLD_OUT_EVERY = 10
 
@@ -86,21 +89,24 @@ def lego_samples(roots: list[Path]) -> tuple[LegoSamples, LegoSamples]:
 def make_batch(
     s: LegoSamples, idx: np.ndarray, rng: np.random.Generator | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Crops and labels; rng=None: no jitter and both ways round of each crop (for evaluation)."""
+    """Crops and targets (B, 2): way round (1: the crop's +u is the studs' end) and the angle from
+    the crop's +u to the true axis's line / ANGLE_SCALE_DEG. rng=None: no jitter, both ways round."""
     xs, ys = [], []
     for i in idx:
         w = CropWindow(float(s.window[i, 0]), float(s.window[i, 1]), float(s.window[i, 2]), s.rgb.shape[1])
         ways = [1, 0] if rng is None else [int(rng.integers(2))]
         for label in ways:
             axis, centre, z = s.axis[i], s.centre_px[i], float(s.z[i])
+            turn = 0.0
             if rng is not None:
-                axis = turn_axis(axis, rng.uniform(-JITTER_DEG, JITTER_DEG))
+                turn = rng.uniform(-ANGLE_SCALE_DEG, ANGLE_SCALE_DEG)
+                axis = turn_axis(axis, turn)
                 centre = centre + rng.uniform(-1, 1, 2) * JITTER_MM / 1000.0 * s.fx[i] / z
                 z = z * (1.0 + rng.uniform(-JITTER_SCALE, JITTER_SCALE))
             if not label:
                 axis = -axis
             xs.append(canonical_crop(s.rgb[i], s.depth_m[i], w, centre, axis, z, float(s.fx[i])))
-            ys.append(label)
+            ys.append((label, -turn / ANGLE_SCALE_DEG))  # the crop turned by +turn: the truth lies at -turn
     return np.stack(xs), np.array(ys, np.float32)
 
 
@@ -111,10 +117,26 @@ def held_out_accuracy(net: WayRoundNet, held: LegoSamples) -> float:
     with torch.inference_mode():
         for start in range(0, len(held), 256):
             x, _ = make_batch(held, np.arange(start, min(start + 256, len(held))), None)
-            logit = net(torch.from_numpy(x)).numpy().reshape(-1, 2)
+            logit = net(torch.from_numpy(x)).numpy()[:, 0].reshape(-1, 2)
             right += int((logit[:, 0] > logit[:, 1]).sum())
     net.train()
     return right / max(len(held), 1)
+
+
+def held_out_angle_error_deg(net: WayRoundNet, held: LegoSamples) -> dict:
+    """Median and 90th-percentile error of the measured turn, held-out crops jittered as in training
+    (a fixed seed)."""
+    net.eval()
+    errors = []
+    rng = np.random.default_rng(12345)
+    with torch.inference_mode():
+        for start in range(0, len(held), 256):
+            x, y = make_batch(held, np.arange(start, min(start + 256, len(held))), rng)
+            out = net(torch.from_numpy(x)).numpy()
+            errors.append(np.abs(out[:, 1] - y[:, 1]) * ANGLE_SCALE_DEG)
+    net.train()
+    e = np.concatenate(errors)
+    return {"p50": round(float(np.median(e)), 2), "p90": round(float(np.percentile(e, 90)), 2)}
 
 
 def train_wayround(
@@ -126,6 +148,7 @@ def train_wayround(
     net = WayRoundNet()
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     loss_fn = torch.nn.BCEWithLogitsLoss()
+    angle_loss = torch.nn.SmoothL1Loss(beta=0.1)
     budget_s = minutes * 60.0
     t0 = time.monotonic()
     steps, losses = 0, []
@@ -134,7 +157,8 @@ def train_wayround(
         for group in opt.param_groups:  # cosine over the time budget
             group["lr"] = 2e-3 * 0.5 * (1.0 + np.cos(np.pi * min(elapsed / budget_s, 1.0)))
         x, y = make_batch(train, rng.integers(len(train), size=batch), rng)
-        loss = loss_fn(net(torch.from_numpy(x)), torch.from_numpy(y))
+        out, target = net(torch.from_numpy(x)), torch.from_numpy(y)
+        loss = loss_fn(out[:, 0], target[:, 0]) + ANGLE_WEIGHT * angle_loss(out[:, 1], target[:, 1])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -145,6 +169,7 @@ def train_wayround(
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", step=steps)
     bar.close()
     accuracy = held_out_accuracy(net, held)
+    angle_error = held_out_angle_error_deg(net, held)
     info = {
         "data": [str(r) for r in roots],
         "train_crops": len(train),
@@ -153,5 +178,6 @@ def train_wayround(
         "batch": batch,
         "minutes": round((time.monotonic() - t0) / 60.0, 1),
         "held_out_accuracy": round(accuracy, 4),
+        "held_out_angle_error_deg": angle_error,
     }
     return net.eval(), info

@@ -1,5 +1,6 @@
-"""The lego way-round net: its crop is turned to the pose's stud axis, and the shipped net tells
-side-lying legos of rendered scenes from their half-turned twins."""
+"""The lego way-round net: its crop is turned to the pose's stud axis; the shipped net tells
+side-lying legos of rendered scenes from their half-turned twins, and turns a lego fitted a few
+degrees off in yaw back to its studs."""
 
 from __future__ import annotations
 
@@ -54,18 +55,44 @@ def lego_scenes(lab_cell):
     return [render_scene(lab_cell, s, 4343, i) for s in ("nominal", "hard") for i in range(16)]
 
 
+def _side_lying_legos(scene_objects, scenes):
+    """(scene, intrinsics, plane, T_gt) of mostly visible legos on their side, studs in the image."""
+    for r, intr, _, valid, plane, i, gt, T in scene_objects(scenes):
+        if gt.class_name != "lego" or int(((r.masks == i + 1) & valid).sum()) < 150:
+            continue
+        up_obj = T[:3, :3].T @ plane.frame(T[:3, 3])[:3, 2]
+        k = np.array([intr.fx, intr.fy, intr.cx, intr.cy])
+        if abs(up_obj[2]) <= 0.1 and stud_axis_px(T, k)[2] >= MIN_AXIS_SHARE:
+            yield r, intr, plane, T
+
+
+def test_the_shipped_net_turns_a_lego_fitted_off_in_yaw_back_to_its_studs(scene_objects, lego_scenes):
+    from graspstack.frames import Frame
+    from graspstack.metric import angular_error_deg
+    from graspstack.pose_model.edges import turned_about_normal
+    from graspstack.pose_model.infer import ModelPredictor
+
+    pred = ModelPredictor()
+    centre = model_cloud("lego").centre
+    before, after = [], []
+    for r, intr, plane, T in _side_lying_legos(scene_objects, lego_scenes):
+        frame = Frame(rgb=r.rgb, depth_m=r.depth_m, intrinsics=intr)
+        for deg in (-8.0, 8.0):
+            off = turned_about_normal(T, plane.frame(T[:3, 3]), centre, deg)
+            back = pred._turn_to_stud_axis(off, plane, frame)
+            before.append(angular_error_deg("lego", T[:3, :3], off[:3, :3]))
+            after.append(angular_error_deg("lego", T[:3, :3], back[:3, :3]))
+    assert len(after) >= 16
+    assert np.allclose(before, 8.0, atol=0.1)
+    assert np.mean(np.array(after) < 4.0) >= 0.8, np.round(after, 1)
+
+
 def test_the_shipped_net_tells_a_side_lying_lego_from_its_flip(scene_objects, lego_scenes):
     net = load_wayround_network(active_version())
     assert net is not None, "the active version ships no way-round net"
     chooser = WayRound(net)
     right = total = 0
-    for r, intr, _, valid, plane, i, gt, T in scene_objects(lego_scenes):
-        if gt.class_name != "lego" or int(((r.masks == i + 1) & valid).sum()) < 150:
-            continue
-        k = np.array([intr.fx, intr.fy, intr.cx, intr.cy])
-        up_obj = T[:3, :3].T @ plane.frame(T[:3, 3])[:3, 2]
-        if abs(up_obj[2]) > 0.1 or stud_axis_px(T, k)[2] < MIN_AXIS_SHARE:
-            continue  # not on its side, or its studs point at the camera
+    for r, intr, plane, T in _side_lying_legos(scene_objects, lego_scenes):
         flipped = _turned_half_about_normal(T, plane.frame(T[:3, 3]), model_cloud("lego").centre)
         margin = chooser.prefer_first(T, flipped, r.rgb, r.depth_m, intr)
         total += 1
