@@ -82,8 +82,11 @@ chaos: setup
 constraints:
 	$(BIN)/pip freeze --exclude-editable | grep -v '^graspstack' > constraints.txt
 
+# Also numba's compiled-kernel caches (cache=True writes them beside the sources): one left stale by
+# an edit once failed every new process with "NRT_adapt_ndarray_to_python: descr is NULL".
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache
+	find graspstack -name '*.nbi' -delete -o -name '*.nbc' -delete
 
 # Load test against the running local system (`GRASPSTACK_POSE_MODEL=mean graspstack up` first): locust
 # robots stream a real lab frame, ask pose, ask grasp. Fails when the pose p99 is over 100 ms or any
