@@ -95,9 +95,10 @@ EDGE_ALIGNED = ("lego", "duck", "teddy")
 # 63 of 68, within spec +3 / -2 (most of those it turned back were still 6-8 deg off in yaw: see
 # STUD_AXIS_TURN_MAX_DEG); nominal and diagnostic unchanged. ~2.8 ms a side-lying lego.
 EDGE_FLIPPED = ("lego",)
-# The way-round net also measures how far a side-lying lego's stud axis lies off the pose's in the
-# image (its second output, trained on crops turned up to 15 deg off); the pose is turned about the
-# table normal to match when that is within this. Hard validation legos +5 / -1 (side-lying ones
+# The way-round net also measures how far a lego's stud axis lies off the pose's in the image (its
+# second output, trained on crops turned up to 15 deg off); every edge-aligned lego (resting, or
+# leaning and aligned by edges_free) whose axis shows and turns with yaw is turned about the table
+# normal to match when that is within this. Hard validation legos +5 / -1 (side-lying ones
 # within spec 45 -> 52 of 62 found), nominal and diagnostic unchanged; a second round: +1 more.
 STUD_AXIS_TURN_MAX_DEG = 15.0
 # The lego's resting-pose search skips its final pattern search: the edge alignment that follows sets
@@ -359,10 +360,9 @@ class ModelPredictor:
 
     def _turn_to_stud_axis(self, T: np.ndarray, plane, frame: Frame) -> np.ndarray:
         """T turned about the table normal so that its projected stud axis lies where the way-round
-        net measures the studs' (T itself where the axis does not show or yaw does not turn it)."""
-        delta = self.way_round.axis_offset_deg(T, frame.rgb, frame.depth_m, frame.intrinsics)
-        if delta is None or abs(delta) > STUD_AXIS_TURN_MAX_DEG:
-            return T
+        net measures the studs' (T itself where yaw does not turn the axis or the axis does not show).
+        The geometry is checked first: an upright lego seen obliquely shows its axis, but yaw does not
+        turn it, and it needs no crop or forward pass."""
         T_ct, centre = plane.frame(T[:3, 3]), model_cloud("lego").centre
         probe = turned_about_normal(T, T_ct, centre, 2.0)
         image_turn = (
@@ -370,6 +370,9 @@ class ModelPredictor:
         ) % 360.0
         per_deg = (image_turn - 180.0) / 2.0  # image degrees per degree of yaw
         if abs(per_deg) < 0.3:  # the axis is (nearly) the table normal: upright, yaw does not turn it
+            return T
+        delta = self.way_round.axis_offset_deg(T, frame.rgb, frame.depth_m, frame.intrinsics)
+        if delta is None or abs(delta) > STUD_AXIS_TURN_MAX_DEG:
             return T
         return turned_about_normal(T, T_ct, centre, delta / per_deg)
 

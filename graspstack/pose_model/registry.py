@@ -109,13 +109,16 @@ def load_wayround_network(version: str, root: str | Path | None = None):
 
 
 def save_wayround_network(version: str, net: torch.nn.Module, root: str | Path | None = None) -> None:
-    state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
-    save_file(state, str(_root(root) / version / WAYROUND_WEIGHTS_FILE))
+    _save_weights(version, net, WAYROUND_WEIGHTS_FILE, root)
 
 
 def save_crop_network(version: str, net: torch.nn.Module, root: str | Path | None = None) -> None:
+    _save_weights(version, net, CROP_WEIGHTS_FILE, root)
+
+
+def _save_weights(version: str, net: torch.nn.Module, file_name: str, root: str | Path | None) -> None:
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
-    save_file(state, str(_root(root) / version / CROP_WEIGHTS_FILE))
+    save_file(state, str(_root(root) / version / file_name))
 
 
 def fold_batchnorm(net: torch.nn.Module) -> torch.nn.Module:
