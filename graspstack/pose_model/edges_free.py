@@ -65,12 +65,15 @@ def _mat_vec(A, x, out):
 
 
 @njit(cache=True)
-def _search(P, normals, keep, gx, gy, origin, intr, turns, shifts, rounds, R, t, centre, depth_args, hold, d_ref):
+def _search(
+    P, normals, keep, gx, gy, origin, intr, turns, shifts, rounds, R, t, centre, depth_args, hold, d_ref
+):
     """The pattern search of align_free_to_edges on one outline (object points P, image normals,
     keep): per step s, moves turns[s, k] about the object's centre and shifts[s, k] in the camera
     frame; the objective is the strength relative to the start's less weight x the depth score's rise,
     and moves raising it more than margin are out (hold = (margin, weight): arguments, not globals,
-    which numba would freeze into the compiled code). Returns (R, t, strength before, after)."""
+    which numba would freeze into the compiled code). The rise is measured from d_ref, or from the
+    start's depth score where d_ref < 0. Returns (R, t, strength before, after, the score held to)."""
     margin, weight = hold
     K = turns.shape[1]
     H = 2 * K + 1
