@@ -176,6 +176,7 @@ def refine_pose(
     light_search: bool = False,
     resting_yaw_offsets_deg: tuple[float, ...] = (0.0,),
     snap_max_deg: float | None = None,
+    snap_margin: float = SNAP_MARGIN,
     free_polish: tuple[str, ...] = (),
     search_polish: bool = True,
     axis_sweep: bool = False,
@@ -268,6 +269,7 @@ def refine_pose(
             tol,
             polish_levels,
             polish_rounds,
+            snap_margin,
         )
         if snapped is not None:
             T, sc, inl, vio = snapped
@@ -291,9 +293,10 @@ def _snap_to_resting(
     tol: float,
     polish_levels: tuple[tuple[float, float], ...],
     polish_rounds: int,
+    margin: float = SNAP_MARGIN,
 ) -> tuple[np.ndarray, float, float, float] | None:
     """The winning fit set down on a resting pose within max_deg of it (the one whose set-down fit
-    scores best), when the depth explains that nearly as well (score at most SNAP_MARGIN worse).
+    scores best), when the depth explains that nearly as well (score at most margin worse).
 
     Free ICP fits the depth's noise as well as the object: a lego lying flat came out tilted 3-7 deg
     (so 5-7 deg off) with a slightly lower score than the flat fit. Objects on a table rest in a
@@ -315,7 +318,7 @@ def _snap_to_resting(
         if best is None or float(sc[0]) < best[2]:
             best = (Rs[0], ts[0], float(sc[0]), float(inl[0]), float(vio[0]))
     Rs, ts, sc, inl, vio = best
-    if sc > score + SNAP_MARGIN:
+    if sc > score + margin:
         return None
     T = np.eye(4)
     T[:3, :3], T[:3, 3] = Rs, ts
