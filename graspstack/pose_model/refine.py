@@ -170,6 +170,7 @@ def refine_pose(
     intr: Intrinsics,
     seed: int = 0,
     fallback_score: float | None = None,
+    search_handicap: float = 0.0,
     table_hypothesis: bool = True,
     polish_levels: tuple[tuple[float, float], ...] = POLISH_LEVELS,
     polish_rounds: int = 3,
@@ -230,7 +231,9 @@ def refine_pose(
         t_all = np.concatenate([t_all, T_to[None, :3, 3]])
         names.append("search")
         score, inliers, violation = _score(Q, R_all, t_all, cloud, T_ct, depth_m, intr, tol)
-    i = int(np.argmin(score))
+    # The search wins only by more than search_handicap: it starts from no guess, so a near tie goes
+    # to the fits seeded by the network.
+    i = int(np.argmin(score + np.array([search_handicap if n == "search" else 0.0 for n in names])))
     if names[i] in free_polish:
         Rp, tp = _polish_free(
             Q[:POLISH_POINTS],
