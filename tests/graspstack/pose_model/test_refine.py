@@ -206,36 +206,30 @@ def test_the_sweep_about_a_mugs_axis_finds_its_handle(scene_objects, nominal_sce
     assert np.mean(back) >= 0.8
 
 
-def test_the_search_must_beat_the_seeded_fits_by_its_handicap(nominal_scenes):
+def test_the_search_must_beat_the_seeded_fits_by_its_handicap(scene_objects, nominal_scenes):
     """A lego's resting-pose search always runs (fallback_score 0); with a handicap it replaces the
     fits seeded at the start only when it explains the depth better by more than that."""
     resting = load_priors().resting["lego"]
     hypotheses = {0.0: [], 1e9: []}
-    for r in nominal_scenes:
-        intr = r.scene.intrinsics_obj()
-        frame_points = back_project(r.depth_m, intr)
-        valid = r.depth_m > 0
-        plane, _ = fit_plane(frame_points[valid][::20], seed=0)
-        for k, gt in enumerate(r.scene.ground_truth()):
-            pts = frame_points[(r.masks == k + 1) & valid]
-            if gt.class_name != "lego" or len(pts) < 100:
-                continue
-            T_gt = make_transform(quat_to_matrix(gt.quaternion_xyzw), gt.position_m)
-            start = _turned(T_gt, plane, yaw_deg=90.0)  # a start the seeded fits cannot turn back from
-            for handicap, names in hypotheses.items():
-                fit = refine_pose(
-                    start,
-                    pts,
-                    "lego",
-                    plane,
-                    resting,
-                    r.depth_m,
-                    intr,
-                    fallback_score=0.0,
-                    search_handicap=handicap,
-                    table_hypothesis=False,
-                )
-                names.append(fit.hypothesis.split("+")[0])
+    for r, intr, frame_points, valid, plane, k, gt, T_gt in scene_objects(nominal_scenes):
+        pts = frame_points[(r.masks == k + 1) & valid]
+        if gt.class_name != "lego" or len(pts) < 100:
+            continue
+        start = _turned(T_gt, plane, yaw_deg=90.0)  # a start the seeded fits cannot turn back from
+        for handicap, names in hypotheses.items():
+            fit = refine_pose(
+                start,
+                pts,
+                "lego",
+                plane,
+                resting,
+                r.depth_m,
+                intr,
+                fallback_score=0.0,
+                search_handicap=handicap,
+                table_hypothesis=False,
+            )
+            names.append(fit.hypothesis.split("+")[0])
     assert len(hypotheses[0.0]) >= 2  # the two legos of the six nominal scenes
     assert "search" in hypotheses[0.0]  # from 90 deg off, the search explains the depth best
     assert "search" not in hypotheses[1e9]
