@@ -38,7 +38,7 @@ from graspstack.pose_model.registry import (
     load_network,
     load_wayround_network,
 )
-from graspstack.pose_model.wayround import WayRound, image_angle_deg
+from graspstack.pose_model.wayround import WayRound, WayRoundLook, image_angle_deg
 from graspstack.predictors.scripted.fit import model_cloud
 from graspstack.predictors.scripted.predictor import _suppress_duplicates
 from graspstack.predictors.scripted.priors import load_priors
@@ -311,6 +311,13 @@ class ModelPredictor:
         if not _second_look_fit_holds(r, fit):
             return None
         T_final = fit.T_cam_obj
+        # The way-round net on this frame (the frame as sent: it was trained on rendered depth, not
+        # denoised), for a lego; None: the outline chooses and the yaw is the outline's.
+        look = (
+            self.way_round.look(frame.rgb, frame.depth_m, intr)
+            if r.class_name in EDGE_FLIPPED and self.way_round is not None
+            else None
+        )
         aligned = (
             align_resting_to_edges(
                 T_final,
@@ -322,7 +329,7 @@ class ModelPredictor:
                 intr,
                 try_flip=r.class_name in EDGE_FLIPPED,
                 silhouette_outline=r.class_name in EDGE_SILHOUETTE,
-                way_round=self._way_round_chooser(frame) if r.class_name in EDGE_FLIPPED else None,
+                way_round=look.prefer_first if look is not None else None,
             )
             if r.class_name in EDGE_ALIGNED
             else None
@@ -335,8 +342,8 @@ class ModelPredictor:
             aligned = align_free_to_edges(T_final, r.class_name, plane, r.points, rgb, depth, intr)
         if aligned is not None:
             T_final = aligned[0]
-            if r.class_name in EDGE_FLIPPED and self.way_round is not None:
-                T_final = self._turn_to_stud_axis(T_final, plane, frame)
+            if look is not None:
+                T_final = self._turn_to_stud_axis(T_final, plane, look)
         R0, R1 = r.T_cam_obj[:3, :3], T_final[:3, :3]
         moved = rotation_angle_deg(R0, R1)
         extras = {
@@ -366,29 +373,19 @@ class ModelPredictor:
             extras,
         )
 
-    def _way_round_chooser(self, frame: Frame):
-        """The way-round net's choice between a side-lying lego and its flip, on the frame as sent (the
-        net was trained on rendered depth, not denoised), or None: the outline decides."""
-        if self.way_round is None:
-            return None
-        return lambda T_a, T_b: self.way_round.prefer_first(
-            T_a, T_b, frame.rgb, frame.depth_m, frame.intrinsics
-        )
-
-    def _turn_to_stud_axis(self, T: np.ndarray, plane, frame: Frame) -> np.ndarray:
+    @staticmethod
+    def _turn_to_stud_axis(T: np.ndarray, plane, look: WayRoundLook) -> np.ndarray:
         """T turned about the table normal so that its projected stud axis lies where the way-round
         net measures the studs' (T itself where yaw does not turn the axis or the axis does not show).
         The geometry is checked first: an upright lego seen obliquely shows its axis, but yaw does not
         turn it, and it needs no crop or forward pass."""
         T_ct, centre = plane.frame(T[:3, 3]), model_cloud("lego").centre
         probe = turned_about_normal(T, T_ct, centre, 2.0)
-        image_turn = (
-            image_angle_deg(probe, frame.intrinsics) - image_angle_deg(T, frame.intrinsics) + 180.0
-        ) % 360.0
+        image_turn = (image_angle_deg(probe, look.intr) - image_angle_deg(T, look.intr) + 180.0) % 360.0
         per_deg = (image_turn - 180.0) / 2.0  # image degrees per degree of yaw
         if abs(per_deg) < 0.3:  # the axis is (nearly) the table normal: upright, yaw does not turn it
             return T
-        delta = self.way_round.axis_offset_deg(T, frame.rgb, frame.depth_m, frame.intrinsics)
+        delta = look.axis_offset_deg(T)
         if delta is None or abs(delta) > STUD_AXIS_TURN_MAX_DEG:
             return T
         return turned_about_normal(T, T_ct, centre, delta / per_deg)

@@ -110,41 +110,58 @@ def lego_window(centre_px: np.ndarray, z_m: float, intr: Intrinsics) -> CropWind
 
 
 class WayRound:
-    """The trained net, and the choice between a side-lying lego's pose and its half-turned twin."""
+    """The trained net; `look` applies it to one frame."""
 
     def __init__(self, net: WayRoundNet) -> None:
         self.net = net.eval()
 
-    def prefer_first(
-        self, T_a: np.ndarray, T_b: np.ndarray, rgb: np.ndarray, depth_m: np.ndarray, intr: Intrinsics
-    ) -> float | None:
+    def look(self, rgb: np.ndarray, depth_m: np.ndarray, intr: Intrinsics) -> WayRoundLook:
+        return WayRoundLook(self.net, rgb, depth_m, intr)
+
+
+class WayRoundLook:
+    """The net on one frame: the choice between a side-lying lego's pose and its half-turned twin,
+    and the stud axis's offset. Each pose's outputs are kept, so the pose the choice kept is not cut
+    and run through the net again when its stud axis is measured (one per side-lying lego)."""
+
+    def __init__(self, net: WayRoundNet, rgb: np.ndarray, depth_m: np.ndarray, intr: Intrinsics) -> None:
+        self.net, self.rgb, self.intr = net, rgb, intr
+        self.depth_m = np.asarray(depth_m, np.float32)
+        self._outputs: dict[bytes, np.ndarray | None] = {}
+
+    def prefer_first(self, T_a: np.ndarray, T_b: np.ndarray) -> float | None:
         """Logit margin of pose T_a over T_b (> 0: T_a is the right way round), or None when the stud
         axis does not show in the image."""
-        crops = [self._crop(T, rgb, depth_m, intr) for T in (T_a, T_b)]
-        if crops[0] is None or crops[1] is None:
-            return None
-        with torch.inference_mode():
-            out = self.net(torch.from_numpy(np.stack(crops)))
-        return float(out[0, 0] - out[1, 0])
+        a, b = self._run(T_a, T_b)
+        return None if a is None or b is None else float(a[0] - b[0])
 
-    def axis_offset_deg(self, T: np.ndarray, rgb: np.ndarray, depth_m: np.ndarray, intr: Intrinsics):
+    def axis_offset_deg(self, T: np.ndarray) -> float | None:
         """The image angle (degrees, from the pose's projected stud axis toward the image's +v turn)
         by which the true stud axis lies off the pose's, or None when the axis does not show."""
-        crop = self._crop(T, rgb, depth_m, intr)
-        if crop is None:
-            return None
-        with torch.inference_mode():
-            out = self.net(torch.from_numpy(crop[None]))
-        return float(out[0, 1]) * ANGLE_SCALE_DEG
+        (out,) = self._run(T)
+        return None if out is None else float(out[1]) * ANGLE_SCALE_DEG
 
-    @staticmethod
-    def _crop(T: np.ndarray, rgb: np.ndarray, depth_m: np.ndarray, intr: Intrinsics) -> np.ndarray | None:
+    def _run(self, *poses: np.ndarray) -> list[np.ndarray | None]:
+        """The net's outputs (2,) per pose, None where its stud axis does not show; poses not seen
+        before go through the net in one batch."""
+        new = {T.tobytes(): T for T in poses if T.tobytes() not in self._outputs}
+        crops = {key: self._crop(T) for key, T in new.items()}
+        shown = [key for key, crop in crops.items() if crop is not None]
+        self._outputs.update(dict.fromkeys(crops.keys() - set(shown)))
+        if shown:
+            with torch.inference_mode():
+                out = self.net(torch.from_numpy(np.stack([crops[key] for key in shown]))).numpy()
+            self._outputs.update(zip(shown, out, strict=True))
+        return [self._outputs[T.tobytes()] for T in poses]
+
+    def _crop(self, T: np.ndarray) -> np.ndarray | None:
+        intr = self.intr
         centre, axis, share = stud_axis_px(T, np.array([intr.fx, intr.fy, intr.cx, intr.cy]))
         if share < MIN_AXIS_SHARE:
             return None
         z = float((T[:3, :3] @ bbox_centre_obj("lego") + T[:3, 3])[2])
         w = lego_window(centre, z, intr)
-        rgb_w, depth_w = w.cut(rgb, depth_m.astype(np.float32))
+        rgb_w, depth_w = w.cut(self.rgb, self.depth_m)
         return canonical_crop(rgb_w, depth_w, w, centre, axis, z, intr.fx)
 
 

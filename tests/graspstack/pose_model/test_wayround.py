@@ -67,7 +67,6 @@ def _side_lying_legos(scene_objects, scenes):
 
 
 def test_the_shipped_net_turns_a_lego_fitted_off_in_yaw_back_to_its_studs(scene_objects, lego_scenes):
-    from graspstack.frames import Frame
     from graspstack.metric import angular_error_deg
     from graspstack.pose_model.edges import turned_about_normal
     from graspstack.pose_model.infer import ModelPredictor
@@ -76,10 +75,10 @@ def test_the_shipped_net_turns_a_lego_fitted_off_in_yaw_back_to_its_studs(scene_
     centre = model_cloud("lego").centre
     before, after = [], []
     for r, intr, plane, T in _side_lying_legos(scene_objects, lego_scenes):
-        frame = Frame(rgb=r.rgb, depth_m=r.depth_m, intrinsics=intr)
+        look = pred.way_round.look(r.rgb, r.depth_m, intr)
         for deg in (-8.0, 8.0):
             off = turned_about_normal(T, plane.frame(T[:3, 3]), centre, deg)
-            back = pred._turn_to_stud_axis(off, plane, frame)
+            back = pred._turn_to_stud_axis(off, plane, look)
             before.append(angular_error_deg("lego", T[:3, :3], off[:3, :3]))
             after.append(angular_error_deg("lego", T[:3, :3], back[:3, :3]))
     assert len(after) >= 16
@@ -94,7 +93,7 @@ def test_the_shipped_net_tells_a_side_lying_lego_from_its_flip(scene_objects, le
     right = total = 0
     for r, intr, plane, T in _side_lying_legos(scene_objects, lego_scenes):
         flipped = _turned_half_about_normal(T, plane.frame(T[:3, 3]), model_cloud("lego").centre)
-        margin = chooser.prefer_first(T, flipped, r.rgb, r.depth_m, intr)
+        margin = chooser.look(r.rgb, r.depth_m, intr).prefer_first(T, flipped)
         total += 1
         right += margin is not None and margin > 0
     assert total >= 8, f"only {total} side-lying legos in the rendered scenes"
