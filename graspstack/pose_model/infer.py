@@ -107,7 +107,8 @@ EDGE_ALIGNED = ("lego", "duck", "teddy")
 # outline (right 43 of 43 times on nominal validation legos, but on hard ones, in varied light, 53 of
 # 68 against CropNet's 57). With the net: hard validation side-lying legos the right way round 53 ->
 # 63 of 68, within spec +3 / -2 (most of those it turned back were still 6-8 deg off in yaw: see
-# STUD_AXIS_TURN_MAX_DEG); nominal and diagnostic unchanged. ~2.8 ms a side-lying lego.
+# STUD_AXIS_TURN_MAX_DEG); nominal and diagnostic unchanged. ~2.8 ms a side-lying lego when measured
+# (two crops and a forward pass; the stud-axis measure below reuses the kept pose's outputs).
 EDGE_FLIPPED = ("lego",)
 # The way-round net also measures how far a lego's stud axis lies off the pose's in the image (its
 # second output, trained on crops turned up to 15 deg off); every edge-aligned lego (resting, or
