@@ -7,15 +7,14 @@ pose brings (turn, centre, scale). One crop in ten of each folder is held out to
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from graspstack.catalogue import CLASS_NAMES
+from graspstack.pose_model.budget import train_for
 from graspstack.pose_model.crops import CropWindow, load_crops
 from graspstack.pose_model.wayround import (
     ANGLE_SCALE_DEG,
@@ -146,37 +145,25 @@ def train_wayround(
     rng = np.random.default_rng(seed)
     train, held = lego_samples(roots)
     net = WayRoundNet()
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
+    way_loss = torch.nn.BCEWithLogitsLoss()
     angle_loss = torch.nn.SmoothL1Loss(beta=0.1)
-    budget_s = minutes * 60.0
-    t0 = time.monotonic()
-    steps, losses = 0, []
-    bar = tqdm(total=int(budget_s), desc="way-round net", unit="s")
-    while (elapsed := time.monotonic() - t0) < budget_s:
-        for group in opt.param_groups:  # cosine over the time budget
-            group["lr"] = 2e-3 * 0.5 * (1.0 + np.cos(np.pi * min(elapsed / budget_s, 1.0)))
+
+    def step(_elapsed: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x, y = make_batch(train, rng.integers(len(train), size=batch), rng)
         out, target = net(torch.from_numpy(x)), torch.from_numpy(y)
-        loss = loss_fn(out[:, 0], target[:, 0]) + ANGLE_WEIGHT * angle_loss(out[:, 1], target[:, 1])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        steps += 1
-        losses.append(float(loss))
-        if steps % 50 == 0:
-            bar.update(int(time.monotonic() - t0) - bar.n)
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", step=steps)
-    bar.close()
+        way, angle = way_loss(out[:, 0], target[:, 0]), angle_loss(out[:, 1], target[:, 1])
+        return way + ANGLE_WEIGHT * angle, {"way": way, "angle": angle}
+
+    run = train_for(net, step, minutes, 2e-3, "way-round net")
     accuracy = held_out_accuracy(net, held)
     angle_error = held_out_angle_error_deg(net, held)
     info = {
         "data": [str(r) for r in roots],
         "train_crops": len(train),
         "held_out_crops": len(held),
-        "steps": steps,
+        "steps": run["steps"],
         "batch": batch,
-        "minutes": round((time.monotonic() - t0) / 60.0, 1),
+        "minutes": round(run["seconds"] / 60.0, 1),
         "held_out_accuracy": round(accuracy, 4),
         "held_out_angle_error_deg": angle_error,
     }
