@@ -33,6 +33,7 @@ from graspstack.pose_model.losses import pose_losses, total_loss
 from graspstack.pose_model.network import INPUT_HW, PoseNet
 from graspstack.pose_model.registry import (
     CROP_WEIGHTS_FILE,
+    WAYROUND_WEIGHTS_FILE,
     WEIGHTS_FILE,
     _root,
     activate,
@@ -293,6 +294,11 @@ def run_training(
         card["crop_train_data"] = base_card.get("train_data")
     else:
         card |= train_crop_stage(roots, crop_minutes, version, init_from=crop_from, lr=crop_lr)
+    if stage in _KEPT and (_root(None) / base / WAYROUND_WEIGHTS_FILE).exists():
+        # The lego way-round net looks at the frame, not at either network's outputs: a version that
+        # retrains one of them keeps its base's, as it is.
+        _copy_weights(base, version, WAYROUND_WEIGHTS_FILE)
+        card["wayround"] = base_card.get("wayround", {}) | {"from": base}
     write_card(version, card)
     if val_dirs:
         from graspstack.pose_model.report import fit_calibration

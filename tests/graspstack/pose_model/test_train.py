@@ -97,3 +97,15 @@ def test_wayround_stage_adds_the_net_to_a_copy_and_keeps_the_other_weights(tiny_
     assert registry.load_wayround_network("child") is not None
     assert registry.load_wayround_network("base") is None  # the base is left as it was
     assert _kept_from_base(registry.WEIGHTS_FILE) and _kept_from_base(registry.CROP_WEIGHTS_FILE)
+
+
+def test_retraining_a_stage_keeps_the_bases_wayround_net(tiny_registry):
+    from graspstack.pose_model.wayround import WayRoundNet
+
+    registry.save_wayround_network("base", WayRoundNet())
+    registry.write_card("base", registry.load_card("base") | {"wayround": {"train_crops": 7}})
+    card = run_training(
+        [str(tiny_registry)], [], "child", 0.0, stage="crops", base="base", crop_minutes=0.01, crop_from="base"
+    )
+    assert _kept_from_base(registry.WAYROUND_WEIGHTS_FILE)
+    assert card["wayround"] == {"train_crops": 7, "from": "base"}
