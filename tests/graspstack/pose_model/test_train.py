@@ -105,7 +105,14 @@ def test_retraining_a_stage_keeps_the_bases_wayround_net(tiny_registry):
     registry.save_wayround_network("base", WayRoundNet())
     registry.write_card("base", registry.load_card("base") | {"wayround": {"train_crops": 7}})
     card = run_training(
-        [str(tiny_registry)], [], "child", 0.0, stage="crops", base="base", crop_minutes=0.01, crop_from="base"
+        [str(tiny_registry)],
+        [],
+        "child",
+        0.0,
+        stage="crops",
+        base="base",
+        crop_minutes=0.01,
+        crop_from="base",
     )
     assert _kept_from_base(registry.WAYROUND_WEIGHTS_FILE)
     assert card["wayround"] == {"train_crops": 7, "from": "base"}
