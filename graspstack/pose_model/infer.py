@@ -139,11 +139,14 @@ SCORE_ZERO_CONFIDENCE = 1.1
 # are deemed lost and the baseline's full search is run for that object.
 FALLBACK_SCORE = 0.45
 # The second look (crops stage 1 did not propose): at most this many per frame, largest blob first. A
-# cluttered frame has many unexplained pieces, each a crop and a polish. Two kept the nominal gain
-# (no nominal validation object was found by a third); on hard validation scenes, legos inside
-# another object's stage-1 instance are among the smaller pieces: six (with blobs down to
-# crop_stage.UNCOVERED_MIN_PIXELS = 30) found 11 more legos within spec and lost nothing; ten no more.
-MAX_RESIDUAL_PROPOSALS = 6
+# cluttered frame has many unexplained pieces, each a crop and a polish; two kept the nominal gain (no
+# nominal validation object was found by a third) and bound the cost on hard frames.
+MAX_RESIDUAL_PROPOSALS = 2
+# ... and then lego-sized blobs (crop_stage.SMALL_BLOB_M) up to this many crops in all: on hard
+# validation scenes, legos inside another object's stage-1 instance are among the smaller pieces.
+# Six (with blobs down to crop_stage.UNCOVERED_MIN_PIXELS = 30) found 11 more legos within spec and
+# lost nothing; ten no more.
+MAX_RESIDUAL_LEGO_PROPOSALS = 6
 # Evidence such an answer must carry (_second_look_class_holds, _second_look_fit_holds): real objects
 # on validation scenes had class probability >= 0.99, a score <= 0.61 and free-space violation
 # <= 0.07 in nine cases of ten.
@@ -273,7 +276,7 @@ class ModelPredictor:
         # out. On 150 nominal validation scenes the two passes found all 7 missed legos (5 within spec).
         t1 = time.perf_counter()
         unexplained = covered & ~explained_pixels(results, above.shape, intr)
-        residual = uncovered_proposals(above, ~unexplained, points, intr, "residual", MAX_RESIDUAL_PROPOSALS)
+        residual = _second_look_budget(uncovered_proposals(above, ~unexplained, points, intr, "residual"))
         timings["proposals"] += (time.perf_counter() - t1) * 1e3
         if residual:
             results += self.crop_stage.run(frame, residual, plane.depth_sigma)
@@ -473,6 +476,16 @@ class ModelPredictor:
             float(np.clip(confidence, 0.0, 1.0)),
             {"hypothesis": fit.hypothesis, "score": fit.score, "moved_deg": float(moved)},
         )
+
+
+def _second_look_budget(blobs: list[Proposal]) -> list[Proposal]:
+    """The unexplained blobs (largest first) that get a crop: the MAX_RESIDUAL_PROPOSALS largest of
+    any size, then lego-sized ones up to MAX_RESIDUAL_LEGO_PROPOSALS in all. A larger crop that finds
+    nothing still costs its polish (10-20 ms a teddy-sized fit), and the legos the extra crops find
+    lie in small blobs."""
+    head = blobs[:MAX_RESIDUAL_PROPOSALS]
+    small = [b for b in blobs[MAX_RESIDUAL_PROPOSALS:] if b.class_name == "lego"]
+    return head + small[: max(MAX_RESIDUAL_LEGO_PROPOSALS - len(head), 0)]
 
 
 def _second_look_class_holds(r: CropResult) -> bool:

@@ -41,3 +41,19 @@ def test_lego_bounds_are_tighter_than_the_default():
 
     max_score, max_free = SECOND_LOOK_FIT_BY_CLASS["lego"]
     assert max_score < SECOND_LOOK_MAX_SCORE and max_free < SECOND_LOOK_MAX_FREE_SPACE
+
+
+def test_second_look_budget_takes_the_largest_blobs_then_only_lego_sized_ones():
+    from graspstack.pose_model.infer import (
+        MAX_RESIDUAL_LEGO_PROPOSALS,
+        MAX_RESIDUAL_PROPOSALS,
+        _second_look_budget,
+    )
+
+    sizes = ["teddy", "teddy", "teddy", "lego", "teddy", "lego", "lego", "lego", "lego", "lego"]
+    blobs = [Proposal(np.array([float(i), 0.0]), 0.8, c, "residual") for i, c in enumerate(sizes)]
+    kept = _second_look_budget(blobs)
+    assert kept[:MAX_RESIDUAL_PROPOSALS] == blobs[:MAX_RESIDUAL_PROPOSALS]  # the largest, any size
+    assert all(b.class_name == "lego" for b in kept[MAX_RESIDUAL_PROPOSALS:])
+    assert len(kept) == MAX_RESIDUAL_LEGO_PROPOSALS
+    assert _second_look_budget(blobs[:1]) == blobs[:1]
