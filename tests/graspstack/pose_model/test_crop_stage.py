@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from graspstack.frames import Intrinsics
 from graspstack.pose_model.correspond import RigidFit
@@ -17,7 +18,13 @@ from graspstack.pose_model.crop_stage import (
     smooth_on_mask,
     uncovered_proposals,
 )
-from graspstack.pose_model.infer import _second_look_class_holds, _second_look_fit_holds
+from graspstack.pose_model.infer import (
+    MAX_RESIDUAL_LEGO_PROPOSALS,
+    MAX_RESIDUAL_PROPOSALS,
+    _second_look_budget,
+    _second_look_class_holds,
+    _second_look_fit_holds,
+)
 from graspstack.predictors.scripted.table import back_project
 
 INTR = Intrinsics(600.0, 600.0, 319.5, 239.5, 640, 480)
@@ -67,8 +74,10 @@ def test_explained_pixels_cover_a_fitted_objects_mask_and_nothing_else():
     assert len(residual) == 1 and residual[0].class_name == "lego" and residual[0].source == "residual"
 
 
-def _crop(source: str = "residual", class_prob: float = 0.99) -> SimpleNamespace:
-    return SimpleNamespace(proposal=SimpleNamespace(source=source), class_prob=class_prob)
+def _crop(source: str = "residual", class_prob: float = 0.99, class_name: str = "teddy") -> SimpleNamespace:
+    return SimpleNamespace(
+        proposal=SimpleNamespace(source=source), class_prob=class_prob, class_name=class_name
+    )
 
 
 def _fit(score: float = 0.5, free_space: float = 0.02) -> SimpleNamespace:
@@ -84,6 +93,32 @@ def test_a_second_look_answer_must_explain_the_depth():
     assert _second_look_class_holds(_crop("detector", 0.5)) and _second_look_fit_holds(
         _crop("detector"), _fit(2.0)
     )
+
+
+@pytest.mark.parametrize(
+    ("class_name", "source", "score", "free_space", "kept"),
+    [
+        ("lego", "detector", 1.5, 0.5, True),  # stage 1 proposed it: the confidence decides
+        ("lego", "residual", 0.5, 0.02, True),
+        ("lego", "residual", 0.65, 0.0, False),  # a teddy or mug with this score is kept
+        ("lego", "residual", 0.4, 0.08, False),
+        ("teddy", "residual", 0.65, 0.08, True),
+        ("teddy", "residual", 0.75, 0.0, False),
+        ("mug", "uncovered", 0.5, 0.12, False),
+    ],
+)
+def test_a_second_look_lego_is_held_to_tighter_bounds(class_name, source, score, free_space, kept):
+    assert _second_look_fit_holds(_crop(source, class_name=class_name), _fit(score, free_space)) is kept
+
+
+def test_second_look_budget_takes_the_largest_blobs_then_only_lego_sized_ones():
+    sizes = ["teddy", "teddy", "teddy", "lego", "teddy", "lego", "lego", "lego", "lego", "lego"]
+    blobs = [Proposal(np.array([float(i), 0.0]), 0.8, c, "residual") for i, c in enumerate(sizes)]
+    kept = _second_look_budget(blobs)
+    assert kept[:MAX_RESIDUAL_PROPOSALS] == blobs[:MAX_RESIDUAL_PROPOSALS]  # the largest, any size
+    assert all(b.class_name == "lego" for b in kept[MAX_RESIDUAL_PROPOSALS:])
+    assert len(kept) == MAX_RESIDUAL_LEGO_PROPOSALS
+    assert _second_look_budget(blobs[:1]) == blobs[:1]
 
 
 def _crop_points(z: np.ndarray) -> np.ndarray:
