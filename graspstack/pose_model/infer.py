@@ -138,7 +138,7 @@ SCORE_ZERO_CONFIDENCE = 1.1
 # Refinement score (see scripted fit: surface + 2 x free-space) above which the network-seeded fits
 # are deemed lost and the baseline's full search is run for that object.
 FALLBACK_SCORE = 0.45
-# The second look (crops stage 1 did not propose): at most this many per frame, largest blob first. A
+# The second look (crops stage 1 did not propose): this many per frame of any size, largest first. A
 # cluttered frame has many unexplained pieces, each a crop and a polish; two kept the nominal gain (no
 # nominal validation object was found by a third) and bound the cost on hard frames.
 MAX_RESIDUAL_PROPOSALS = 2
@@ -276,16 +276,19 @@ class ModelPredictor:
         # out. On 150 nominal validation scenes the two passes found all 7 missed legos (5 within spec).
         t1 = time.perf_counter()
         unexplained = covered & ~explained_pixels(results, above.shape, intr)
-        residual = _second_look_budget(uncovered_proposals(above, ~unexplained, points, intr, "residual"))
+        any_class, lego_only = _second_look_budget(
+            uncovered_proposals(above, ~unexplained, points, intr, "residual")
+        )
         timings["proposals"] += (time.perf_counter() - t1) * 1e3
-        if residual:
-            extra = {id(p) for p in residual[MAX_RESIDUAL_PROPOSALS:]}  # the lego-sized blobs past the budget
-            # Those are crops for a lego: one that comes back as another class is a piece of a larger
-            # object, whose polish (a teddy's resting-pose search, 30 ms) found nothing on validation.
+        if any_class or lego_only:
+            # One batch for both. A lego-only crop that comes back as another class is a piece of a
+            # larger object, whose polish (a teddy's resting-pose search, 30 ms) found nothing on
+            # validation.
+            lego_only_ids = {id(p) for p in lego_only}
             results += [
                 r
-                for r in self.crop_stage.run(frame, residual, plane.depth_sigma)
-                if id(r.proposal) not in extra or r.class_name == "lego"
+                for r in self.crop_stage.run(frame, any_class + lego_only, plane.depth_sigma)
+                if r.class_name == "lego" or id(r.proposal) not in lego_only_ids
             ]
             for k, v in self.crop_stage.last_timings_ms.items():
                 timings[k] += v
@@ -485,14 +488,14 @@ class ModelPredictor:
         )
 
 
-def _second_look_budget(blobs: list[Proposal]) -> list[Proposal]:
-    """The unexplained blobs (largest first) that get a crop: the MAX_RESIDUAL_PROPOSALS largest of
-    any size, then lego-sized ones up to MAX_RESIDUAL_LEGO_PROPOSALS in all. A larger crop that finds
-    nothing still costs its polish (10-20 ms a teddy-sized fit), and the legos the extra crops find
-    lie in small blobs."""
-    head = blobs[:MAX_RESIDUAL_PROPOSALS]
+def _second_look_budget(blobs: list[Proposal]) -> tuple[list[Proposal], list[Proposal]]:
+    """The unexplained blobs (largest first) that get a crop, as (any class may answer, only a lego
+    may answer): the MAX_RESIDUAL_PROPOSALS largest of any size, then lego-sized ones up to
+    MAX_RESIDUAL_LEGO_PROPOSALS in all. A larger crop that finds nothing still costs its polish
+    (10-20 ms a teddy-sized fit), and the legos the extra crops find lie in small blobs."""
+    any_class = blobs[:MAX_RESIDUAL_PROPOSALS]
     small = [b for b in blobs[MAX_RESIDUAL_PROPOSALS:] if b.class_name == "lego"]
-    return head + small[: max(MAX_RESIDUAL_LEGO_PROPOSALS - len(head), 0)]
+    return any_class, small[: max(MAX_RESIDUAL_LEGO_PROPOSALS - len(any_class), 0)]
 
 
 def _second_look_class_holds(r: CropResult) -> bool:

@@ -114,11 +114,11 @@ def test_a_second_look_lego_is_held_to_tighter_bounds(class_name, source, score,
 def test_second_look_budget_takes_the_largest_blobs_then_only_lego_sized_ones():
     sizes = ["teddy", "teddy", "teddy", "lego", "teddy", "lego", "lego", "lego", "lego", "lego"]
     blobs = [Proposal(np.array([float(i), 0.0]), 0.8, c, "residual") for i, c in enumerate(sizes)]
-    kept = _second_look_budget(blobs)
-    assert kept[:MAX_RESIDUAL_PROPOSALS] == blobs[:MAX_RESIDUAL_PROPOSALS]  # the largest, any size
-    assert all(b.class_name == "lego" for b in kept[MAX_RESIDUAL_PROPOSALS:])
-    assert len(kept) == MAX_RESIDUAL_LEGO_PROPOSALS
-    assert _second_look_budget(blobs[:1]) == blobs[:1]
+    any_class, lego_only = _second_look_budget(blobs)
+    assert any_class == blobs[:MAX_RESIDUAL_PROPOSALS]  # the largest, any size
+    assert all(b.class_name == "lego" for b in lego_only)
+    assert len(any_class) + len(lego_only) == MAX_RESIDUAL_LEGO_PROPOSALS
+    assert _second_look_budget(blobs[:1]) == (blobs[:1], [])
 
 
 def _crop_points(z: np.ndarray) -> np.ndarray:
