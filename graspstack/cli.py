@@ -178,6 +178,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         crop_minutes=args.crop_minutes,
         crop_from=args.crop_from,
         crop_lr=args.crop_lr,
+        crop_width=args.crop_width,
         lr=args.lr,
     )
     if args.stage == "wayround":  # the version's validation is as it was: this stage adds one net
@@ -261,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--crop-from", default=None, help="fine-tune this version's CropNet instead of training a new one"
     )
     tr.add_argument("--crop-lr", type=float, default=2e-3, help="second-stage peak learning rate")
+    tr.add_argument(
+        "--crop-width",
+        type=int,
+        default=None,
+        help="CropNet width (default 32); with --crop-from, a wider width widens that CropNet first",
+    )
     tr.add_argument("--batch-size", type=int, default=16)
     tr.add_argument("--val-limit", type=int, default=None, help="validate on the first N scenes per folder")
     tr.add_argument("--activate", action="store_true", help="make the new version the active one")

@@ -46,6 +46,7 @@ from graspstack.pose_model.registry import (
     write_card,
 )
 from graspstack.pose_model.targets import make_batch
+from graspstack.pose_model.widen import widen_crop_net
 
 
 def cached(root: Path, workers: int = 2) -> SceneArrays:
@@ -169,12 +170,13 @@ def train_crop_stage(
     train_dirs: list[Path],
     minutes: float,
     version: str,
-    width: int = 32,
+    width: int | None = None,
     init_from: str | None = None,
     lr: float = 2e-3,
 ) -> dict:
     """Train the second stage on the crops of `train_dirs`; with `init_from`, fine-tune that version's
-    CropNet instead of starting from random weights (fresh scenes for a shipped model)."""
+    CropNet instead of starting from random weights (fresh scenes for a shipped model), widened first
+    to `width` when that is wider (widen.py: the wide net starts as the narrow one)."""
     data = concat_crops([load_crops(r) for r in train_dirs])
     checkpoint = Path(tempfile.gettempdir()) / f"graspstack-crops-{version}.safetensors"
     init = None
@@ -183,13 +185,18 @@ def train_crop_stage(
         if init is None:
             raise ValueError(f"--crop-from {init_from}: that version has no CropNet to fine-tune")
         init = init.train()
+        from_width = init.enc1[0][0].out_channels
+        if width and width > from_width:
+            init = widen_crop_net(init, width)
+        width = max(width or 0, from_width)
+    width = width or 32
     net, info = train_crop_net(data, minutes, lr=lr, width=width, net=init, checkpoint=checkpoint)
     save_crop_network(version, net.eval())
     training = {k: v for k, v in info.items() if k != "loss_history"} | {"crops": len(data)}
     if init_from:
-        training["init"] = f"{init_from}'s CropNet"
+        training["init"] = f"{init_from}'s CropNet" + (f", widened to {width}" if width > from_width else "")
     return {
-        "crop_width": load_card(init_from).get("crop_width", width) if init_from else width,
+        "crop_width": width,
         "crop_parameters": sum(p.numel() for p in net.parameters()),
         "crop_training": training,
         "crop_loss_history": info["loss_history"][-10:],
@@ -236,6 +243,7 @@ def run_training(
     crop_from: str | None = None,
     crop_lr: float = 2e-3,
     lr: float = 2e-3,
+    crop_width: int | None = None,
 ) -> dict:
     if stage == "wayround":
         if not base:
@@ -293,7 +301,9 @@ def run_training(
         card["crop_from"] = base
         card["crop_train_data"] = base_card.get("train_data")
     else:
-        card |= train_crop_stage(roots, crop_minutes, version, init_from=crop_from, lr=crop_lr)
+        card |= train_crop_stage(
+            roots, crop_minutes, version, width=crop_width, init_from=crop_from, lr=crop_lr
+        )
     if stage in _KEPT and (_root(None) / base / WAYROUND_WEIGHTS_FILE).exists():
         # The lego way-round net looks at the frame, not at either network's outputs: a version that
         # retrains one of them keeps its base's, as it is.

@@ -61,6 +61,24 @@ def test_fine_tuning_starts_from_the_named_versions_cropnet(tiny_registry):
     assert _kept_from_base(registry.WEIGHTS_FILE)
 
 
+def test_crop_width_widens_the_cropnet_it_fine_tunes(tiny_registry):
+    card = run_training(
+        [str(tiny_registry)],
+        [],
+        "child",
+        0.0,
+        stage="crops",
+        base="base",
+        crop_minutes=0.01,
+        crop_from="base",
+        crop_width=12,
+    )
+    assert card["crop_width"] == 12 and card["crop_training"]["init"] == "base's CropNet, widened to 12"
+    wide = registry.load_crop_network("child")  # loads at the card's width
+    assert wide.enc1[0][0].out_channels == 12
+    assert card["crop_parameters"] == sum(p.numel() for p in wide.parameters())
+
+
 def test_fine_tuning_from_a_version_without_a_cropnet_is_refused(tiny_registry):
     registry.save_version("one-stage", PoseNet(8), {"width": 8})
     with pytest.raises(ValueError, match="no CropNet to fine-tune"):
