@@ -6,6 +6,7 @@ scene depends only on its `SceneSpec`, never on what the process rendered before
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,9 +51,11 @@ def _texture_files() -> list[str]:
     stripes = (np.sin(yy / 4.0) > 0).astype(np.float32)
     for p, img in zip(paths, (wood, checker, speckle, stripes), strict=True):
         grey = (80 + 150 * img).astype(np.uint8)
-        tmp = p.with_suffix(".tmp.png")
+        # Each writer has its own temporary name, so parallel workers racing here each
+        # rename a whole file of their own into place (the last rename wins, all identical).
+        tmp = p.with_name(f"{p.stem}.{os.getpid()}.tmp.png")
         cv2.imwrite(str(tmp), cv2.merge([grey, grey, grey]))
-        tmp.replace(p)  # atomic: parallel workers may race here
+        tmp.replace(p)
     return [str(p) for p in paths]
 
 
