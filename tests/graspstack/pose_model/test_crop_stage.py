@@ -1,5 +1,6 @@
-"""The second stage's proposals beyond stage 1: uncovered blobs sized to what they could be, and the
-second look at pixels that no fitted object explains; the depth smoothing the rigid fit takes."""
+"""The second stage's proposals beyond stage 1: uncovered blobs sized to what they could be, the
+second look at pixels that no fitted object explains, and crops cut again on a weak fit's object; the
+depth smoothing the rigid fit takes."""
 
 from __future__ import annotations
 
@@ -8,16 +9,22 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from graspstack.frames import Intrinsics
+from graspstack.frames import Frame, Intrinsics
+from graspstack.geometry import quat_to_matrix
 from graspstack.pose_model.correspond import RigidFit
 from graspstack.pose_model.crop_stage import (
     GENERIC_CLASS,
+    RECENTRE_BELOW_INLIERS,
+    RECENTRE_MIN_SHIFT,
     CropResult,
     Proposal,
     explained_pixels,
+    recentred_proposals,
     smooth_on_mask,
     uncovered_proposals,
 )
+from graspstack.pose_model.crops import crop_side_m
+from graspstack.pose_model.geometry import bbox_centre_obj
 from graspstack.pose_model.infer import (
     MAX_RESIDUAL_LEGO_PROPOSALS,
     MAX_RESIDUAL_PROPOSALS,
@@ -158,3 +165,59 @@ def test_smoothing_leaves_pixels_without_depth_at_zero():
     z[10:20, 10:20] = 0.0
     out = smooth_on_mask(_crop_points(z), np.ones((32, 32), bool), 5, np.full(z.shape, 0.01, np.float32))
     assert np.all(out[10:20, 10:20] == 0.0) and np.all(np.isfinite(out))
+
+
+def _weak_result(inliers: float, fitted_centre_px: tuple[float, float], cut_at_px: tuple[float, float]):
+    """A duck crop cut at cut_at_px whose fit puts the duck's box centre at fitted_centre_px (depth Z)."""
+    ray = np.array(
+        [(fitted_centre_px[0] - INTR.cx) / INTR.fx, (fitted_centre_px[1] - INTR.cy) / INTR.fy, 1.0]
+    )
+    T = np.eye(4)
+    T[:3, 3] = ray * Z - bbox_centre_obj("duck")
+    proposal = Proposal(np.array(cut_at_px), Z, "teddy", "residual")
+    return CropResult(
+        proposal, "duck", 0.99, T, RigidFit(np.eye(3), T[:3, 3], inliers, 0.004), np.zeros((0, 3)), 0.9
+    )
+
+
+def test_a_weak_fit_gets_a_crop_centred_where_it_puts_the_object():
+    side_px = crop_side_m("duck") * INTR.fx / Z
+    weak = _weak_result(0.3, (350.0, 250.0), (350.0 - 0.3 * side_px, 250.0))
+    again = recentred_proposals([weak], INTR)
+    assert list(again) == [0]
+    p = again[0]
+    np.testing.assert_allclose(p.centre_px, [350.0, 250.0], atol=1e-6)
+    assert p.z_m == pytest.approx(Z) and p.class_name == "duck" and p.source == "residual"
+    # A fit that keeps most correspondences, or one whose crop was already centred on it, is left alone.
+    strong = _weak_result(RECENTRE_BELOW_INLIERS, (350.0, 250.0), (350.0 - 0.3 * side_px, 250.0))
+    centred = _weak_result(0.3, (350.0, 250.0), (350.0 - 0.5 * RECENTRE_MIN_SHIFT * side_px, 250.0))
+    assert recentred_proposals([strong, centred], INTR) == {}
+
+
+@pytest.fixture(scope="module")
+def shipped_crop_stage():
+    from graspstack.pose_model.infer import ModelPredictor
+
+    return ModelPredictor().crop_stage
+
+
+def test_a_crop_cut_off_its_object_is_cut_again_on_it(nominal_scenes, shipped_crop_stage):
+    """With the shipped CropNet on a lab scene: a jenga block's crop cut a fifth of its side away
+    keeps under half its correspondences; the second crop lands on the block's centre, keeps nearly
+    all of them and is kept, its fit within a few millimetres."""
+    scene = nominal_scenes[2]
+    frame = Frame(scene.rgb, scene.depth_m, scene.scene.intrinsics_obj())
+    intr = frame.intrinsics
+    jenga = next(g for g in scene.scene.ground_truth() if g.class_name == "jenga")
+    c = quat_to_matrix(jenga.quaternion_xyzw) @ bbox_centre_obj("jenga") + jenga.position_m
+    truth_px = np.array([intr.fx * c[0] / c[2] + intr.cx, intr.fy * c[1] / c[2] + intr.cy])
+    side_px = crop_side_m("jenga") * intr.fx / c[2]
+    off = Proposal(truth_px + np.array([0.2 * side_px, 0.0]), float(c[2]), "jenga", "detector")
+    sigma = lambda z: 0.002 * np.ones_like(z)  # noqa: E731 - nominal depth noise, ~2 mm
+    (first,) = shipped_crop_stage.run(frame, [off], sigma)
+    assert first.fit.inlier_ratio < RECENTRE_BELOW_INLIERS
+    (kept,) = shipped_crop_stage.recentre(frame, [first], sigma)
+    assert kept is not first and kept.class_name == "jenga" and kept.proposal.source == "detector"
+    assert np.linalg.norm(kept.proposal.centre_px - truth_px) < 0.05 * side_px
+    assert kept.fit.inlier_ratio > 0.9
+    assert np.linalg.norm(kept.T_cam_obj[:3, 3] - jenga.position_m) < 0.005
