@@ -42,18 +42,23 @@ def _kept_from_base(file_name: str) -> bool:
     return child.read_bytes() == base.read_bytes()
 
 
-def test_fine_tuning_starts_from_the_named_versions_cropnet(tiny_registry):
-    card = run_training(
-        [str(tiny_registry)],
+def _fine_tune_crops(scenes, **options) -> dict:
+    """`graspstack train --stage crops --base base --crop-from base` into "child": its card."""
+    return run_training(
+        [str(scenes)],
         [],
         "child",
-        minutes=0.0,
+        0.0,
         stage="crops",
         base="base",
         crop_minutes=0.01,
         crop_from="base",
-        crop_lr=5e-4,
+        **options,
     )
+
+
+def test_fine_tuning_starts_from_the_named_versions_cropnet(tiny_registry):
+    card = _fine_tune_crops(tiny_registry, crop_lr=5e-4)
     assert card["crop_training"]["init"] == "base's CropNet"
     assert card["crop_training"]["lr"] == 5e-4 and card["crop_training"]["steps"] >= 1
     assert card["crop_width"] == 8  # the width of the network it started from, not the default 32
@@ -62,17 +67,7 @@ def test_fine_tuning_starts_from_the_named_versions_cropnet(tiny_registry):
 
 
 def test_crop_width_widens_the_cropnet_it_fine_tunes(tiny_registry):
-    card = run_training(
-        [str(tiny_registry)],
-        [],
-        "child",
-        0.0,
-        stage="crops",
-        base="base",
-        crop_minutes=0.01,
-        crop_from="base",
-        crop_width=12,
-    )
+    card = _fine_tune_crops(tiny_registry, crop_width=12)
     assert card["crop_width"] == 12 and card["crop_training"]["init"] == "base's CropNet, widened to 12"
     wide = registry.load_crop_network("child")  # loads at the card's width
     assert wide.enc1[0][0].out_channels == 12
@@ -122,15 +117,6 @@ def test_retraining_a_stage_keeps_the_bases_wayround_net(tiny_registry):
 
     registry.save_wayround_network("base", WayRoundNet())
     registry.write_card("base", registry.load_card("base") | {"wayround": {"train_crops": 7}})
-    card = run_training(
-        [str(tiny_registry)],
-        [],
-        "child",
-        0.0,
-        stage="crops",
-        base="base",
-        crop_minutes=0.01,
-        crop_from="base",
-    )
+    card = _fine_tune_crops(tiny_registry)
     assert _kept_from_base(registry.WAYROUND_WEIGHTS_FILE)
     assert card["wayround"] == {"train_crops": 7, "from": "base"}
