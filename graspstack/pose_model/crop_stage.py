@@ -51,12 +51,14 @@ SMOOTH_PX = 5
 SMOOTH_TOL_SIGMA = {"default": 14.0, "lego": 8.0}
 # A crop whose RANSAC fit keeps fewer inliers than this is cut again, centred where that fit puts the
 # object's box centre, when that is at least RECENTRE_MIN_SHIFT of the crop's side from where it was
-# cut; the second crop's fit replaces the first when it keeps more inliers. CropNet was trained on
-# crops centred on their object (with jitter); a stage-1 centre between two touching objects, or a
-# second-look blob that is only part of an object, is not. On hard validation scenes (v4, paired per
-# object): 804 -> 814 of 900 within spec (mugs +4, ducks +3, legos +1, jengas +1, teddies +1; 12
-# gained, 2 lost), false positives 58 -> 61. Below 0.5 / 0.7 inliers: 810 / 811; a shift of at least
-# 0.05 / 0.1 of the side: 812 / 807; the second crop always replacing the first: 811.
+# cut; the second crop's fit replaces the first when it sees the same class and keeps more inliers.
+# CropNet was trained on crops centred on their object (with jitter); a stage-1 centre between two
+# touching objects, or a second-look blob that is only part of an object, is not. On hard validation
+# scenes (v4, paired per object): 804 -> 813 of 900 within spec (mugs +4, ducks +3, jengas +1,
+# teddies +1; 11 gained, 2 lost), false positives 58 -> 61. Without the same-class condition 814 (a
+# lego more), but a re-cut crop could then escape the second look's lego-only rule. Below 0.5 / 0.7
+# inliers: 810 / 811; a shift of at least 0.05 / 0.1 of the side: 812 / 807; the second crop always
+# replacing the first: 811.
 RECENTRE_BELOW_INLIERS = 0.6
 RECENTRE_MIN_SHIFT = 0.03
 
@@ -122,7 +124,7 @@ def recentred_proposals(results: list[CropResult], intr: Intrinsics) -> dict[int
         c = r.T_cam_obj[:3, :3] @ bbox_centre_obj(r.class_name) + r.T_cam_obj[:3, 3]
         if c[2] < 0.1:  # a fit behind or at the camera: nothing to centre on
             continue
-        uv = np.array([intr.fx * c[0] / c[2] + intr.cx, intr.fy * c[1] / c[2] + intr.cy])
+        uv = project_points(c[None], intr.fx, intr.fy, intr.cx, intr.cy)[0]
         side_px = crop_side_m(r.class_name) * intr.fx / c[2]
         if np.linalg.norm(uv - r.proposal.centre_px) >= RECENTRE_MIN_SHIFT * side_px:
             out[i] = Proposal(uv, float(c[2]), r.class_name, r.proposal.source)

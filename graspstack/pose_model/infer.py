@@ -291,8 +291,7 @@ class ModelPredictor:
                 for r in self.crop_stage.run(frame, any_class + lego_only, plane.depth_sigma)
                 if r.class_name == "lego" or id(r.proposal) not in lego_only_ids
             ]
-            for k, v in self.crop_stage.last_timings_ms.items():
-                timings[k] += v
+            self._add_crop_timings(timings)
             results += self._recentred(frame, second, plane.depth_sigma, timings)
         t1 = time.perf_counter()
         poses = [p for r in results if (p := self._polish(r, plane, depth, frame)) is not None]
@@ -301,9 +300,13 @@ class ModelPredictor:
 
     def _recentred(self, frame: Frame, results: list[CropResult], sigma_at, timings) -> list[CropResult]:
         out = self.crop_stage.recentre(frame, results, sigma_at)
+        self._add_crop_timings(timings)
+        return out
+
+    def _add_crop_timings(self, timings: dict[str, float]) -> None:
+        """The crop stage's last call (crops, fit) added to this frame's stage times."""
         for k, v in self.crop_stage.last_timings_ms.items():
             timings[k] += v
-        return out
 
     def _polish(self, r: CropResult, plane, depth: np.ndarray, frame: Frame) -> ObjectPose | None:
         """depth: the frame's depth denoised (the fits score on it)."""

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from graspstack.frames import Frame, Intrinsics
-from graspstack.geometry import quat_to_matrix
+from graspstack.geometry import project_points, quat_to_matrix
 from graspstack.pose_model.correspond import RigidFit
 from graspstack.pose_model.crop_stage import (
     GENERIC_CLASS,
@@ -210,7 +210,7 @@ def test_a_crop_cut_off_its_object_is_cut_again_on_it(nominal_scenes, shipped_cr
     intr = frame.intrinsics
     jenga = next(g for g in scene.scene.ground_truth() if g.class_name == "jenga")
     c = quat_to_matrix(jenga.quaternion_xyzw) @ bbox_centre_obj("jenga") + jenga.position_m
-    truth_px = np.array([intr.fx * c[0] / c[2] + intr.cx, intr.fy * c[1] / c[2] + intr.cy])
+    truth_px = project_points(c[None], intr.fx, intr.fy, intr.cx, intr.cy)[0]
     side_px = crop_side_m("jenga") * intr.fx / c[2]
     off = Proposal(truth_px + np.array([0.2 * side_px, 0.0]), float(c[2]), "jenga", "detector")
     sigma = lambda z: 0.002 * np.ones_like(z)  # noqa: E731 - nominal depth noise, ~2 mm
