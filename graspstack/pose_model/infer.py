@@ -39,8 +39,8 @@ from graspstack.pose_model.registry import (
     load_wayround_network,
 )
 from graspstack.pose_model.wayround import WayRound, WayRoundLook, image_angle_deg
+from graspstack.predictors.scripted.duplicates import suppress_duplicates
 from graspstack.predictors.scripted.fit import model_cloud
-from graspstack.predictors.scripted.predictor import _suppress_duplicates
 from graspstack.predictors.scripted.priors import load_priors
 from graspstack.predictors.scripted.segment import object_mask
 from graspstack.predictors.scripted.table import back_project, denoise_depth, table_plane
@@ -246,7 +246,7 @@ class ModelPredictor:
             timings["refine"] = (time.perf_counter() - t3) * 1e3
         timings["total"] = (time.perf_counter() - t0) * 1e3
         self.last_timings_ms = timings
-        return _suppress_duplicates(poses)
+        return suppress_duplicates(poses)
 
     def _two_stage(
         self, frame, instances, plane, points, valid, depth, out, sx, sy, timings

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from graspstack.catalogue import CATALOGUE
 from graspstack.frames import Frame, ObjectPose
 from graspstack.geometry import matrix_to_quat
+from graspstack.predictors.scripted.duplicates import suppress_duplicates
 from graspstack.predictors.scripted.fit import fit_segment
 from graspstack.predictors.scripted.priors import Priors, load_priors
 from graspstack.predictors.scripted.segment import segment_objects
@@ -47,19 +47,4 @@ class ScriptedPredictor:
                     {"resting_pose": fit.resting_index, "score": fit.score},
                 )
             )
-        return _suppress_duplicates(out)
-
-
-def _suppress_duplicates(poses: list[ObjectPose]) -> list[ObjectPose]:
-    """One answer per object: an object cut in two by occlusion gives two fits at nearly one place.
-
-    Keeps the most confident of same-class poses whose origins are closer than a third of the
-    object's largest size.
-    """
-    kept: list[ObjectPose] = []
-    for p in sorted(poses, key=lambda p: -p.confidence):
-        reach = max(CATALOGUE[p.class_name].size_m) / 3.0
-        same = [q for q in kept if q.class_name == p.class_name]
-        if all(np.linalg.norm(q.position_m - p.position_m) > reach for q in same):
-            kept.append(p)
-    return kept
+        return suppress_duplicates(out)
