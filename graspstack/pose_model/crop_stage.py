@@ -16,13 +16,14 @@ import cv2
 import numpy as np
 import torch
 
-from graspstack.catalogue import CLASS_NAMES
+from graspstack.catalogue import CATALOGUE, CLASS_NAMES
 from graspstack.frames import Frame, Intrinsics
 from graspstack.geometry import project_points
 from graspstack.pose_model.correspond import RigidFit, ransac_rigid
 from graspstack.pose_model.crop_net import COORD_SCALE_M, CROP_STRIDE, CropNet, crop_input
 from graspstack.pose_model.crops import CROP_PX, CropWindow, back_project_crop, crop_side_m, window_for
 from graspstack.pose_model.geometry import bbox_centre_obj
+from graspstack.predictors.scripted.table import Plane
 
 MIN_MASK_CELLS = 6
 # Correspondences are a network guess (a few mm off on a good crop) on noisy depth: 1 cm keeps the good
@@ -68,7 +69,7 @@ class Proposal:
     centre_px: np.ndarray  # (2,) full-resolution pixel
     z_m: float  # camera depth of the object centre
     class_name: str  # stage 1's class (sets the crop size)
-    source: str  # "detector", "uncovered" or "residual"
+    source: str  # "detector", "uncovered", "residual" or "dropout"
 
 
 @dataclass
@@ -111,6 +112,43 @@ def uncovered_proposals(
         size_as = "lego" if extent_m < SMALL_BLOB_M else GENERIC_CLASS
         centre = centroids[k] + np.array([x0, y0], float)
         out.append(Proposal(centre, z + 0.01, size_as, source))
+    return out
+
+
+def dropout_proposals(
+    raw_depth_m: np.ndarray,
+    region: np.ndarray,
+    plane: Plane,
+    intr: Intrinsics,
+    limit: int,
+) -> list[Proposal]:
+    """Lego-sized blobs of pixels without a depth reading inside `region`, largest first (at most
+    `limit`), each a lego crop at the depth a lego resting on the table there would have.
+
+    A hard frame's sensor drops whole small objects: some legos keep a depth reading on only 10-25%
+    of their pixels, so they are neither above-table blobs nor stage-1 instances of their own (stage 1
+    saw a neighbour there). The table gives their depth: the blob's ray meets the plane, and a lego's
+    centre lies half its height above it.
+    """
+    holes = ((raw_depth_m <= 0) & region).astype(np.uint8)
+    holes = cv2.morphologyEx(holes, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    _, _, stats, centroids = cv2.connectedComponentsWithStats(holes, connectivity=8)
+    half_height = 0.5 * min(CATALOGUE["lego"].size_m)
+    out = []
+    for k in np.argsort(-stats[1:, cv2.CC_STAT_AREA]) + 1:  # largest first
+        if stats[k, cv2.CC_STAT_AREA] < UNCOVERED_MIN_PIXELS or len(out) == limit:
+            break
+        u, v = centroids[k]
+        ray = np.array([(u - intr.cx) / intr.fx, (v - intr.cy) / intr.fy, 1.0])
+        along = float(plane.normal @ ray)
+        if along > -1e-3:  # the ray runs along or away from the table: it never meets it in front
+            continue
+        z = -plane.offset / along + half_height * float(
+            plane.normal[2]
+        )  # the normal points up, to the camera
+        if max(stats[k, cv2.CC_STAT_WIDTH], stats[k, cv2.CC_STAT_HEIGHT]) * z / intr.fx > SMALL_BLOB_M:
+            continue
+        out.append(Proposal(np.array([u, v]), z, "lego", "dropout"))
     return out
 
 

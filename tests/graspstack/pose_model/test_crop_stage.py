@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from graspstack.catalogue import CATALOGUE
 from graspstack.frames import Frame, Intrinsics
 from graspstack.geometry import project_points, quat_to_matrix
 from graspstack.pose_model.correspond import RigidFit
@@ -16,8 +17,10 @@ from graspstack.pose_model.crop_stage import (
     GENERIC_CLASS,
     RECENTRE_BELOW_INLIERS,
     RECENTRE_MIN_SHIFT,
+    UNCOVERED_MIN_PIXELS,
     CropResult,
     Proposal,
+    dropout_proposals,
     explained_pixels,
     recentred_proposals,
     smooth_on_mask,
@@ -26,13 +29,14 @@ from graspstack.pose_model.crop_stage import (
 from graspstack.pose_model.crops import crop_side_m
 from graspstack.pose_model.geometry import bbox_centre_obj
 from graspstack.pose_model.infer import (
+    DROPOUT_MIN_INLIERS,
     MAX_RESIDUAL_LEGO_PROPOSALS,
     MAX_RESIDUAL_PROPOSALS,
     _second_look_budget,
     _second_look_class_holds,
     _second_look_fit_holds,
 )
-from graspstack.predictors.scripted.table import back_project
+from graspstack.predictors.scripted.table import Plane, back_project
 
 INTR = Intrinsics(600.0, 600.0, 319.5, 239.5, 640, 480)
 Z = 0.6  # metres: 1 px is 1 mm at this depth and focal length
@@ -81,9 +85,14 @@ def test_explained_pixels_cover_a_fitted_objects_mask_and_nothing_else():
     assert len(residual) == 1 and residual[0].class_name == "lego" and residual[0].source == "residual"
 
 
-def _crop(source: str = "residual", class_prob: float = 0.99, class_name: str = "teddy") -> SimpleNamespace:
+def _crop(
+    source: str = "residual", class_prob: float = 0.99, class_name: str = "teddy", inliers: float = 0.9
+) -> SimpleNamespace:
     return SimpleNamespace(
-        proposal=SimpleNamespace(source=source), class_prob=class_prob, class_name=class_name
+        proposal=SimpleNamespace(source=source),
+        class_prob=class_prob,
+        class_name=class_name,
+        fit=SimpleNamespace(inlier_ratio=inliers),
     )
 
 
@@ -100,6 +109,41 @@ def test_a_second_look_answer_must_explain_the_depth():
     assert _second_look_class_holds(_crop("detector", 0.5)) and _second_look_fit_holds(
         _crop("detector"), _fit(2.0)
     )
+
+
+def test_a_lego_from_a_depth_hole_must_keep_most_of_its_correspondences():
+    lego = dict(class_name="lego", class_prob=0.99)
+    assert _second_look_class_holds(_crop("dropout", inliers=DROPOUT_MIN_INLIERS + 0.05, **lego))
+    assert not _second_look_class_holds(_crop("dropout", inliers=DROPOUT_MIN_INLIERS - 0.05, **lego))
+    assert _second_look_class_holds(_crop("residual", inliers=0.3, **lego))  # the others are not held to it
+
+
+def _table_depth(plane: Plane) -> np.ndarray:
+    """The depth image of nothing but the table: each pixel's ray to where it meets the plane."""
+    u, v = np.meshgrid(np.arange(INTR.width), np.arange(INTR.height))
+    rays = np.stack([(u - INTR.cx) / INTR.fx, (v - INTR.cy) / INTR.fy, np.ones(u.shape)], -1)
+    return (-plane.offset / (rays @ plane.normal)).astype(np.float32)
+
+
+def test_a_lego_sized_hole_in_the_depth_gets_a_lego_crop_at_a_resting_legos_depth():
+    normal = np.array([0.0, -np.sin(np.radians(30.0)), -np.cos(np.radians(30.0))])  # tilted camera
+    plane = Plane(normal, 0.6, 0.001)  # the table 0.6 m from the camera along its normal
+    depth = _table_depth(plane)
+    region = np.zeros(depth.shape, bool)
+    region[100:400, 100:500] = True  # inside stage-1 instances, explained by no fit
+    depth[200:220, 300:320] = 0.0  # a lego the sensor dropped (20 x 20 px, ~2.5 cm at 0.75 m)
+    depth[300:305, 150:155] = 0.0  # a few dropped pixels: no object
+    depth[120:260, 400:480] = 0.0  # a hole far larger than a lego
+    depth[20:40, 20:40] = 0.0  # a lego-sized hole outside the region
+    (prop,) = dropout_proposals(depth, region, plane, INTR, limit=4)
+    assert prop.class_name == "lego" and prop.source == "dropout"
+    np.testing.assert_allclose(prop.centre_px, [309.5, 209.5], atol=1e-6)
+    ray = np.array([(309.5 - INTR.cx) / INTR.fx, (209.5 - INTR.cy) / INTR.fy, 1.0])
+    on_table = ray * -plane.offset / (ray @ normal)
+    centre = on_table + 0.5 * min(CATALOGUE["lego"].size_m) * normal
+    assert prop.z_m == pytest.approx(centre[2], abs=1e-9)
+    assert UNCOVERED_MIN_PIXELS > 5 * 5  # why the few dropped pixels are no proposal
+    assert dropout_proposals(depth, region, plane, INTR, limit=0) == []
 
 
 @pytest.mark.parametrize(
