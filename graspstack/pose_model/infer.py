@@ -298,13 +298,8 @@ class ModelPredictor:
         )
         timings["proposals"] += (time.perf_counter() - t1) * 1e3
         if any_class or lego_only:
-            # One batch for both; a lego-sized crop answers only for SMALL_CROP_MAY_ANSWER.
-            lego_only_ids = {id(p) for p in lego_only}
-            second = [
-                r
-                for r in self.crop_stage.run(frame, any_class + lego_only, plane.depth_sigma)
-                if r.class_name in SMALL_CROP_MAY_ANSWER or id(r.proposal) not in lego_only_ids
-            ]
+            second = self.crop_stage.run(frame, any_class + lego_only, plane.depth_sigma)  # one batch
+            second = _small_crops_answering(second, lego_only)
             self._add_crop_timings(timings)
             results += self._recentred(frame, second, plane.depth_sigma, timings)
         # A third look, for legos the sensor dropped (crop_stage.dropout_proposals): holes in the
@@ -539,6 +534,13 @@ def _second_look_budget(blobs: list[Proposal]) -> tuple[list[Proposal], list[Pro
     any_class = blobs[:MAX_RESIDUAL_PROPOSALS]
     small = [b for b in blobs[MAX_RESIDUAL_PROPOSALS:] if b.class_name == "lego"]
     return any_class, small[: max(MAX_RESIDUAL_LEGO_PROPOSALS - len(any_class), 0)]
+
+
+def _small_crops_answering(results: list[CropResult], small: list[Proposal]) -> list[CropResult]:
+    """results without those of the lego-sized crops `small` that answer a class outside
+    SMALL_CROP_MAY_ANSWER (a piece of a teddy or a mug, whose polish would find nothing)."""
+    small_ids = {id(p) for p in small}
+    return [r for r in results if r.class_name in SMALL_CROP_MAY_ANSWER or id(r.proposal) not in small_ids]
 
 
 def _second_look_class_holds(r: CropResult) -> bool:

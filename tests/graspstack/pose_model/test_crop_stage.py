@@ -32,9 +32,11 @@ from graspstack.pose_model.infer import (
     DROPOUT_MIN_INLIERS,
     MAX_RESIDUAL_LEGO_PROPOSALS,
     MAX_RESIDUAL_PROPOSALS,
+    SMALL_CROP_MAY_ANSWER,
     _second_look_budget,
     _second_look_class_holds,
     _second_look_fit_holds,
+    _small_crops_answering,
 )
 from graspstack.predictors.scripted.table import Plane, back_project
 
@@ -116,6 +118,19 @@ def test_a_lego_from_a_depth_hole_must_keep_most_of_its_correspondences():
     assert _second_look_class_holds(_crop("dropout", inliers=DROPOUT_MIN_INLIERS + 0.05, **lego))
     assert not _second_look_class_holds(_crop("dropout", inliers=DROPOUT_MIN_INLIERS - 0.05, **lego))
     assert _second_look_class_holds(_crop("residual", inliers=0.3, **lego))  # the others are not held to it
+
+
+def test_a_lego_sized_crop_answers_a_small_class_only():
+    large, small = Proposal(np.zeros(2), Z, "teddy", "residual"), Proposal(np.zeros(2), Z, "lego", "residual")
+    answers = {
+        (p.class_name, name): SimpleNamespace(proposal=p, class_name=name)
+        for p in (large, small)
+        for name in ("lego", "jenga", "duck", "teddy", "mug")
+    }
+    kept = {id(r) for r in _small_crops_answering(list(answers.values()), [small])}
+    assert {k for k, r in answers.items() if id(r) in kept} == {
+        ("teddy", n) for n in ("lego", "jenga", "duck", "teddy", "mug")
+    } | {("lego", n) for n in SMALL_CROP_MAY_ANSWER}
 
 
 def _table_depth(plane: Plane) -> np.ndarray:
