@@ -150,9 +150,8 @@ def dropout_proposals(
         along = float(plane.normal @ ray)
         if along > -1e-3:  # the ray runs along or away from the table: it never meets it in front
             continue
-        z = -plane.offset / along + half_height * float(
-            plane.normal[2]
-        )  # the normal points up, to the camera
+        # where the ray meets the table, then half a lego up the normal (which points to the camera)
+        z = -plane.offset / along + half_height * float(plane.normal[2])
         if max(stats[k, cv2.CC_STAT_WIDTH], stats[k, cv2.CC_STAT_HEIGHT]) * z / intr.fx > SMALL_BLOB_M:
             continue
         out.append(Proposal(np.array([u, v]), z, "lego", "dropout"))
