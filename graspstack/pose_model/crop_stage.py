@@ -83,6 +83,45 @@ class CropResult:
     mask_prob: float  # mean mask probability over the object cells
 
 
+@dataclass
+class _Blobs:
+    """Connected blobs of a mask after an opening, labelled within the opened mask's bounding box:
+    labelling the whole frame costs ~1.4 ms a call, mostly table."""
+
+    x0: int
+    y0: int
+    labels: np.ndarray  # (h, w) blob index per pixel of the box, 0: none
+    stats: np.ndarray  # cv2.connectedComponentsWithStats' (left, top, width, height, area), in the box
+    centroids: np.ndarray  # (n, 2), in the box
+
+    @classmethod
+    def of(cls, mask: np.ndarray, open_px: int) -> _Blobs | None:
+        opened = cv2.morphologyEx(
+            mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((open_px, open_px), np.uint8)
+        )
+        x0, y0, bw, bh = cv2.boundingRect(opened)
+        if bw == 0:
+            return None
+        _, labels, stats, centroids = cv2.connectedComponentsWithStats(
+            opened[y0 : y0 + bh, x0 : x0 + bw], connectivity=8
+        )
+        return cls(x0, y0, labels, stats, centroids)
+
+    @property
+    def box(self) -> tuple[slice, slice]:
+        h, w = self.labels.shape
+        return slice(self.y0, self.y0 + h), slice(self.x0, self.x0 + w)
+
+    def largest_first(self) -> np.ndarray:
+        """Indices of the blobs of at least UNCOVERED_MIN_PIXELS, largest first."""
+        order = np.argsort(-self.stats[1:, cv2.CC_STAT_AREA]) + 1
+        return order[self.stats[order, cv2.CC_STAT_AREA] >= UNCOVERED_MIN_PIXELS]
+
+    def centre_px(self, k: int) -> np.ndarray:
+        """Blob k's centroid, full-resolution pixels."""
+        return self.centroids[k] + np.array([self.x0, self.y0], float)
+
+
 def uncovered_proposals(
     above: np.ndarray,
     covered: np.ndarray,
@@ -93,25 +132,17 @@ def uncovered_proposals(
 ) -> list[Proposal]:
     """Blobs of above-table pixels outside `covered`, largest first (the `limit` largest), each with a
     crop sized to what it could be."""
-    free = (above & ~covered).astype(np.uint8)
-    free = cv2.morphologyEx(free, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
-    # Labelled within the free pixels' bounding box: the whole frame costs ~1.4 ms a call, mostly table.
-    x0, y0, bw, bh = cv2.boundingRect(free)
-    if bw == 0:
+    blobs = _Blobs.of(above & ~covered, open_px=5)
+    if blobs is None:
         return []
-    box = (slice(y0, y0 + bh), slice(x0, x0 + bw))
-    _, comp, stats, centroids = cv2.connectedComponentsWithStats(free[box], connectivity=8)
-    box_points = points[box]
+    box_points = points[blobs.box]
     out = []
-    for k in (np.argsort(-stats[1:, cv2.CC_STAT_AREA]) + 1)[:limit]:  # largest first
-        if stats[k, cv2.CC_STAT_AREA] < UNCOVERED_MIN_PIXELS:
-            break
-        x, y, w, h = (int(v) for v in stats[k, :4])  # left, top, width, height (in the box)
-        z = float(np.median(box_points[y : y + h, x : x + w][comp[y : y + h, x : x + w] == k][:, 2]))
+    for k in blobs.largest_first()[:limit]:
+        x, y, w, h = (int(v) for v in blobs.stats[k, :4])  # left, top, width, height (in the box)
+        z = float(np.median(box_points[y : y + h, x : x + w][blobs.labels[y : y + h, x : x + w] == k][:, 2]))
         extent_m = max(w, h) * z / intr.fx
         size_as = "lego" if extent_m < SMALL_BLOB_M else GENERIC_CLASS
-        centre = centroids[k] + np.array([x0, y0], float)
-        out.append(Proposal(centre, z + 0.01, size_as, source))
+        out.append(Proposal(blobs.centre_px(k), z + 0.01, size_as, source))
     return out
 
 
@@ -130,29 +161,25 @@ def dropout_proposals(
     saw a neighbour there). The table gives their depth: the blob's ray meets the plane, and a lego's
     centre lies half its height above it.
     """
-    holes = ((raw_depth_m <= 0) & region).astype(np.uint8)
-    # Opened and labelled within the holes' bounding box, as uncovered_proposals does: most frames
-    # have few holes inside the region, and none on nominal ones.
-    x0, y0, bw, bh = cv2.boundingRect(holes)
-    if bw == 0 or limit <= 0:
+    blobs = _Blobs.of((raw_depth_m <= 0) & region, open_px=3)
+    if blobs is None or limit <= 0:
         return []
-    box = holes[y0 : y0 + bh, x0 : x0 + bw]
-    box = cv2.morphologyEx(box, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    _, _, stats, centroids = cv2.connectedComponentsWithStats(box, connectivity=8)
-    centroids = centroids + np.array([x0, y0], float)
     half_height = 0.5 * min(CATALOGUE["lego"].size_m)
     out = []
-    for k in np.argsort(-stats[1:, cv2.CC_STAT_AREA]) + 1:  # largest first
-        if stats[k, cv2.CC_STAT_AREA] < UNCOVERED_MIN_PIXELS or len(out) == limit:
+    for k in blobs.largest_first():
+        if len(out) == limit:
             break
-        u, v = centroids[k]
+        u, v = blobs.centre_px(k)
         ray = np.array([(u - intr.cx) / intr.fx, (v - intr.cy) / intr.fy, 1.0])
         along = float(plane.normal @ ray)
         if along > -1e-3:  # the ray runs along or away from the table: it never meets it in front
             continue
         # where the ray meets the table, then half a lego up the normal (which points to the camera)
         z = -plane.offset / along + half_height * float(plane.normal[2])
-        if max(stats[k, cv2.CC_STAT_WIDTH], stats[k, cv2.CC_STAT_HEIGHT]) * z / intr.fx > SMALL_BLOB_M:
+        if (
+            max(blobs.stats[k, cv2.CC_STAT_WIDTH], blobs.stats[k, cv2.CC_STAT_HEIGHT]) * z / intr.fx
+            > SMALL_BLOB_M
+        ):
             continue
         out.append(Proposal(np.array([u, v]), z, "lego", "dropout"))
     return out

@@ -292,7 +292,8 @@ class ModelPredictor:
         # the duck's stage-1 instance, so it was never a proposal, but the duck's crop mask leaves it
         # out. On 150 nominal validation scenes the two passes found all 7 missed legos (5 within spec).
         t1 = time.perf_counter()
-        unexplained = covered & ~explained_pixels(results, above.shape, intr)
+        explained = explained_pixels(results, above.shape, intr)
+        unexplained = covered & ~explained
         any_class, lego_only = _second_look_budget(
             uncovered_proposals(above, ~unexplained, points, intr, "residual")
         )
@@ -301,17 +302,14 @@ class ModelPredictor:
             second = self.crop_stage.run(frame, any_class + lego_only, plane.depth_sigma)  # one batch
             second = _small_crops_answering(second, lego_only)
             self._add_crop_timings(timings)
-            results += self._recentred(frame, second, plane.depth_sigma, timings)
+            second = self._recentred(frame, second, plane.depth_sigma, timings)
+            # the grown masks' union: the first pass's are not projected again
+            explained |= explained_pixels(second, above.shape, intr)
+            results += second
         # A third look, for legos the sensor dropped (crop_stage.dropout_proposals): holes in the
         # depth inside stage-1 instances that no fit explains. Nominal frames have no such holes.
         t1 = time.perf_counter()
-        holes = dropout_proposals(
-            frame.depth_m,
-            covered & ~explained_pixels(results, above.shape, intr),
-            plane,
-            intr,
-            MAX_DROPOUT_PROPOSALS,
-        )
+        holes = dropout_proposals(frame.depth_m, covered & ~explained, plane, intr, MAX_DROPOUT_PROPOSALS)
         timings["proposals"] += (time.perf_counter() - t1) * 1e3
         if holes:
             third = [
