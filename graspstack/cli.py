@@ -181,8 +181,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         crop_width=args.crop_width,
         lr=args.lr,
     )
-    if args.stage == "wayround":  # the version's validation is as it was: this stage adds one net
-        print(json.dumps({"version": card["version"], "wayround": card["wayround"]}))
+    if args.stage in ("wayround", "handle"):  # the version's validation is as it was: this adds one net
+        print(json.dumps({"version": card["version"], args.stage: card[args.stage]}))
     else:
         print(
             json.dumps({"version": card["version"], "validation": card.get("validation", {}).get("slices")})
@@ -246,10 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--crop-minutes", type=float, default=35.0, help="time budget of the second stage")
     tr.add_argument(
         "--stage",
-        choices=("all", "crops", "detector", "wayround"),
+        choices=("all", "crops", "detector", "wayround", "handle"),
         default="all",
         help="crops: a new second stage only; detector: fine-tune --base's detector, keep its CropNet; "
-        "wayround: add the lego way-round net to --base (for --minutes)",
+        "wayround / handle: add the lego way-round net / the mug handle net to --base (for --minutes)",
     )
     tr.add_argument(
         "--base",

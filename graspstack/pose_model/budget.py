@@ -71,3 +71,15 @@ def train_for(
     bar.close()
     net.eval()
     return {"steps": steps, "seconds": round(time.monotonic() - t0, 1), "loss_history": history}
+
+
+def frame_net_info(roots: list[Path], n_train: int, n_held: int, run: dict, batch: int) -> dict:
+    """The card entry's common part for a frame net (wayround.py, handle.py) trained by train_for."""
+    return {
+        "data": [str(r) for r in roots],
+        "train_crops": n_train,
+        "held_out_crops": n_held,
+        "steps": run["steps"],
+        "batch": batch,
+        "minutes": round(run["seconds"] / 60.0, 1),
+    }

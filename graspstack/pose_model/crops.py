@@ -117,6 +117,40 @@ def _object_crops(path: Path) -> list[dict]:
     return scene_crops(scene.frame(), scene.masks(), objects, rng)
 
 
+def turned_crop(
+    rgb: np.ndarray,
+    depth_m: np.ndarray,
+    window: CropWindow,
+    centre_px: np.ndarray,
+    axis: np.ndarray,
+    centre_z: float,
+    fx: float,
+    px: int,
+    side_mm: float,
+    depth_scale_m: float,
+) -> np.ndarray:
+    """(5, px, px) float32 from a cut window (rgb, depth at the window's pixels), side_mm of metric
+    side at centre_z: centred on centre_px (full-resolution px) and turned so that `axis` (a unit
+    image direction) is the crop's +u. Channels: colour standardised per crop (light and table colour
+    vary), depth relative to centre_z in units of depth_scale_m (clipped to +-3), valid depth.
+    The small nets that judge one pose hypothesis (wayround.py, handle.py) look at such crops."""
+    s = (side_mm / 1000.0 / px) * fx / centre_z / window.step  # window px per crop px
+    cos, sin = axis[0] * s, axis[1] * s
+    ox = (centre_px[0] - window.x0) / window.step
+    oy = (centre_px[1] - window.y0) / window.step
+    h = (px - 1) / 2.0
+    # Crop pixel (j, i) -> window pixel: centre + turn * scale * (j - h, i - h).
+    m = np.array([[cos, -sin, ox - h * (cos - sin)], [sin, cos, oy - h * (sin + cos)]], np.float32)
+    shape = (px, px)
+    colour = cv2.warpAffine(rgb, m, shape, flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR).astype(np.float32)
+    depth = cv2.warpAffine(depth_m, m, shape, flags=cv2.WARP_INVERSE_MAP | cv2.INTER_NEAREST)
+    valid = depth > 0
+    colour = (colour - colour.mean()) / (colour.std() + 1.0)
+    rel = np.where(valid, np.clip((depth - centre_z) / depth_scale_m, -3.0, 3.0), 0.0)
+    x = np.concatenate([colour, rel[..., None], valid[..., None]], axis=-1)
+    return np.ascontiguousarray(np.moveaxis(x, -1, 0), dtype=np.float32)
+
+
 def scene_crops(frame, masks: np.ndarray, objects: list[tuple], rng: np.random.Generator) -> list[dict]:
     """Crops of one frame: one per sufficiently visible object, plus one negative.
 

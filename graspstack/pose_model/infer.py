@@ -30,14 +30,15 @@ from graspstack.pose_model.decode import Instance, decode
 from graspstack.pose_model.edges import align_resting_to_edges, is_resting, turned_about_normal
 from graspstack.pose_model.edges_free import align_free_to_edges, compile_kernel
 from graspstack.pose_model.geometry import bbox_centre_obj, ray_rotation
+from graspstack.pose_model.handle import Handle
 from graspstack.pose_model.network import INPUT_HW, make_input, split_outputs
 from graspstack.pose_model.refine import SNAP_MARGIN, Refined, refine_pose
 from graspstack.pose_model.registry import (
     _root,
     fold_batchnorm,
     load_crop_network,
+    load_frame_network,
     load_network,
-    load_wayround_network,
 )
 from graspstack.pose_model.wayround import WayRound, WayRoundLook, image_angle_deg
 from graspstack.predictors.scripted.duplicates import suppress_duplicates
@@ -127,6 +128,9 @@ SEARCH_UNPOLISHED = ("lego",)
 # -> 83%, validation nominal unchanged; ~2.5 ms a mug). With the handle hidden behind the body the
 # score is flat over ~100 deg of turn, and no choice in it is better than another.
 AXIS_SWEPT = ("mug",)
+# Classes whose swept fit is then turned about the model's z axis to where the version's handle net
+# (handle.py) sees the handle, when the depth does not rule that out (refine.AXIS_TURN_*).
+HANDLE_TURNED = ("mug",)
 EDGE_SILHOUETTE = ("duck", "teddy")  # classes outlined by their silhouette, not their convex hull
 # Classes whose fit, when it does not rest on the table, gets all six degrees of freedom from the
 # colour outline within what the depth explains (edges_free.py): on hard validation scenes the
@@ -190,11 +194,13 @@ class ModelPredictor:
         if net is None:
             net, self.version = load_network(version, root)
             crop_net = load_crop_network(self.version, root)
-            wayround_net = load_wayround_network(self.version, root)
+            wayround_net = load_frame_network("wayround", self.version, root)
+            handle_net = load_frame_network("handle", self.version, root)
         else:
             self.version = version or "unregistered"
-            crop_net = wayround_net = None
+            crop_net = wayround_net = handle_net = None
         self.way_round = WayRound(fold_batchnorm(wayround_net)) if wayround_net is not None else None
+        self.handle = Handle(fold_batchnorm(handle_net)) if handle_net is not None else None
         self.calibration = Calibration.load(_root(root) / self.version) if crop_net is not None else None
         # Only a calibrated probability is a fair reason to withhold an answer.
         self.min_confidence = MIN_CONFIDENCE_TWO_STAGE if self.calibration is not None else 0.0
@@ -365,6 +371,7 @@ class ModelPredictor:
             free_polish=FREE_POLISH.get(r.class_name, FREE_POLISH["default"]),
             search_polish=r.class_name not in SEARCH_UNPOLISHED,
             axis_sweep=r.class_name in AXIS_SWEPT,
+            axis_turn=self._handle_turn(frame) if r.class_name in HANDLE_TURNED else None,
         )
         if not _second_look_fit_holds(r, fit):
             return None
@@ -430,6 +437,12 @@ class ModelPredictor:
             float(np.clip(confidence, 0.0, 1.0)),
             extras,
         )
+
+    def _handle_turn(self, frame: Frame):
+        """The version's handle net on this frame (as sent, like the way-round net), or None."""
+        if self.handle is None:
+            return None
+        return lambda T: self.handle.measure(frame.rgb, frame.depth_m, frame.intrinsics, T)
 
     @staticmethod
     def _turn_to_stud_axis(T: np.ndarray, plane, look: WayRoundLook) -> np.ndarray:

@@ -38,6 +38,19 @@ def conv_bn(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Seque
     )
 
 
+def eighth_body(cin: int, w: int, last_conv: bool = False) -> nn.Sequential:
+    """The frame nets' body (wayround.py, handle.py): three stride-2 stages of w, 2w, 2w channels, an
+    eighth of the input's side; `last_conv` adds one more convolution at that size."""
+    layers = [
+        conv_bn(cin, w, 2),
+        conv_bn(w, w),
+        conv_bn(w, 2 * w, 2),
+        conv_bn(2 * w, 2 * w),
+        conv_bn(2 * w, 2 * w, 2),
+    ]
+    return nn.Sequential(*layers, *([conv_bn(2 * w, 2 * w)] if last_conv else []))
+
+
 def sep_bn(cin: int, cout: int) -> nn.Sequential:
     """Pointwise then depthwise 3x3: a fraction of a full 3x3 conv's cost at high resolution."""
     return nn.Sequential(

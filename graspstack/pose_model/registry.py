@@ -1,8 +1,9 @@
 """Model registry: versioned folders under models/pose/, one of them named in models/pose/ACTIVE.
 
 A version folder holds `weights.safetensors` (stage 1, PoseNet), `crop.safetensors` when the version
-has a second stage (CropNet), `wayround.safetensors` when it has the lego way-round net
-(wayround.py), and `card.json` (what it was trained on, how long, how it scores).
+has a second stage (CropNet), one file per frame net it has (nets that judge one pose hypothesis on
+the frame: `wayround.safetensors`, the lego way-round net of wayround.py; `handle.safetensors`, the
+mug handle net of handle.py), and `card.json` (what it was trained on, how long, how it scores).
 The pose service and `graspstack eval --predictor model[:VERSION]` load by version, so a pilot can
 promote and roll back by rewriting one line.
 """
@@ -22,6 +23,8 @@ MODELS_DIR = Path(__file__).resolve().parents[2] / "models" / "pose"
 WEIGHTS_FILE = "weights.safetensors"
 CROP_WEIGHTS_FILE = "crop.safetensors"  # the second stage (CropNet); versions without it are one-stage
 WAYROUND_WEIGHTS_FILE = "wayround.safetensors"
+HANDLE_WEIGHTS_FILE = "handle.safetensors"
+FRAME_NET_FILES = {"wayround": WAYROUND_WEIGHTS_FILE, "handle": HANDLE_WEIGHTS_FILE}
 CARD_FILE = "card.json"
 ACTIVE_FILE = "ACTIVE"
 
@@ -96,20 +99,25 @@ def load_crop_network(version: str, root: str | Path | None = None):
     return net.eval()
 
 
-def load_wayround_network(version: str, root: str | Path | None = None):
-    """The lego way-round net of `version` in eval mode, or None where the version has none."""
+def _frame_net(kind: str) -> torch.nn.Module:
+    from graspstack.pose_model.handle import HandleNet
     from graspstack.pose_model.wayround import WayRoundNet
 
-    path = _root(root) / version / WAYROUND_WEIGHTS_FILE
+    return {"wayround": WayRoundNet, "handle": HandleNet}[kind]()
+
+
+def load_frame_network(kind: str, version: str, root: str | Path | None = None):
+    """The frame net `kind` (FRAME_NET_FILES) of `version` in eval mode, or None where it has none."""
+    path = _root(root) / version / FRAME_NET_FILES[kind]
     if not path.exists():
         return None
-    net = WayRoundNet()
+    net = _frame_net(kind)
     net.load_state_dict(load_file(str(path)))
     return net.eval()
 
 
-def save_wayround_network(version: str, net: torch.nn.Module, root: str | Path | None = None) -> None:
-    _save_weights(version, net, WAYROUND_WEIGHTS_FILE, root)
+def save_frame_network(kind: str, version: str, net: torch.nn.Module, root: str | Path | None = None) -> None:
+    _save_weights(version, net, FRAME_NET_FILES[kind], root)
 
 
 def save_crop_network(version: str, net: torch.nn.Module, root: str | Path | None = None) -> None:

@@ -3,8 +3,9 @@
 `--stage all` trains both; `--stage crops --base VERSION` trains only the second stage on top of an
 existing version's detector (which is copied into the new version, so each version is self-contained);
 `--stage detector --base VERSION` fine-tunes that version's detector and keeps its CropNet;
-`--stage wayround --base VERSION` trains the lego way-round net (wayround.py) and adds it to that
-version's folder (or to a copy of it named --version), leaving its other weights as they are.
+`--stage wayround --base VERSION` trains the lego way-round net (wayround.py), `--stage handle
+--base VERSION` the mug handle net (handle.py), and adds it to that version's folder (or to a copy of
+it named --version), leaving its other weights as they are.
 
 The schedule is set by wall-clock time rather than epochs (cosine decay over the budget), so a run
 finishes when promised on whatever machine it lands on; the data size then decides how many epochs
@@ -14,6 +15,7 @@ scores it with the contract metric per slice and class.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import shutil
@@ -33,7 +35,7 @@ from graspstack.pose_model.losses import pose_losses, total_loss
 from graspstack.pose_model.network import INPUT_HW, PoseNet
 from graspstack.pose_model.registry import (
     CROP_WEIGHTS_FILE,
-    WAYROUND_WEIGHTS_FILE,
+    FRAME_NET_FILES,
     WEIGHTS_FILE,
     _root,
     activate,
@@ -41,8 +43,8 @@ from graspstack.pose_model.registry import (
     load_crop_network,
     load_network,
     save_crop_network,
+    save_frame_network,
     save_version,
-    save_wayround_network,
     write_card,
 )
 from graspstack.pose_model.targets import make_batch
@@ -212,18 +214,26 @@ def _copy_weights(base: str, version: str, file_name: str) -> None:
     shutil.copyfile(_root(None) / base / file_name, _root(None) / version / file_name)
 
 
-def add_wayround(base: str, version: str | None, train_dirs: list[str], minutes: float) -> dict:
-    """Train the way-round net and add it to `base` (in place) or to a copy of `base` named `version`."""
-    from graspstack.pose_model.wayround_train import train_wayround
+FRAME_NET_TRAINERS = {
+    "wayround": "graspstack.pose_model.wayround_train:train_wayround",
+    "handle": "graspstack.pose_model.handle_train:train_handle",
+}
+
+
+def add_frame_net(kind: str, base: str, version: str | None, train_dirs: list[str], minutes: float) -> dict:
+    """Train the frame net `kind` (FRAME_NET_TRAINERS) and add it to `base` (in place) or to a copy of
+    `base` named `version`; its card entry is card[kind]."""
+    module, name = FRAME_NET_TRAINERS[kind].split(":")
+    train = getattr(importlib.import_module(module), name)
 
     torch.set_num_threads(2)
     version = version or base
     if version != base:
         shutil.copytree(_root(None) / base, _root(None) / version)
-    net, info = train_wayround([Path(d) for d in train_dirs], minutes)
-    save_wayround_network(version, net)
+    net, info = train([Path(d) for d in train_dirs], minutes)
+    save_frame_network(kind, version, net)
     card = load_card(version) | {"version": version}
-    card["wayround"] = info | {"trained_utc": datetime.now(UTC).isoformat(timespec="seconds")}
+    card[kind] = info | {"trained_utc": datetime.now(UTC).isoformat(timespec="seconds")}
     write_card(version, card)
     return card
 
@@ -245,10 +255,10 @@ def run_training(
     lr: float = 2e-3,
     crop_width: int | None = None,
 ) -> dict:
-    if stage == "wayround":
+    if stage in FRAME_NET_TRAINERS:
         if not base:
-            raise ValueError("--stage wayround needs --base VERSION (the version the net is added to)")
-        return add_wayround(base, version, train_dirs, minutes)
+            raise ValueError(f"--stage {stage} needs --base VERSION (the version the net is added to)")
+        return add_frame_net(stage, base, version, train_dirs, minutes)
     torch.set_num_threads(2)
     started = time.monotonic()
     roots = [Path(d) for d in train_dirs]
@@ -304,11 +314,12 @@ def run_training(
         card |= train_crop_stage(
             roots, crop_minutes, version, width=crop_width, init_from=crop_from, lr=crop_lr
         )
-    if stage in _KEPT and (_root(None) / base / WAYROUND_WEIGHTS_FILE).exists():
-        # The lego way-round net looks at the frame, not at either network's outputs: a version that
-        # retrains one of them keeps its base's, as it is.
-        _copy_weights(base, version, WAYROUND_WEIGHTS_FILE)
-        card["wayround"] = base_card.get("wayround", {}) | {"from": base}
+    for kind, file_name in FRAME_NET_FILES.items():
+        if stage in _KEPT and (_root(None) / base / file_name).exists():
+            # The frame nets look at the frame, not at either network's outputs: a version that
+            # retrains one of them keeps its base's, as they are.
+            _copy_weights(base, version, file_name)
+            card[kind] = base_card.get(kind, {}) | {"from": base}
     write_card(version, card)
     if val_dirs:
         from graspstack.pose_model.report import fit_calibration

@@ -18,16 +18,23 @@ pose model turns them back by it (infer.STUD_AXIS_TURN_MAX_DEG).
 from __future__ import annotations
 
 import math
+from functools import partial
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 
 from graspstack.frames import Intrinsics
-from graspstack.pose_model.crops import CACHE_MARGIN, CACHE_PX, CropWindow, crop_side_m, window_for
+from graspstack.pose_model.crops import (
+    CACHE_MARGIN,
+    CACHE_PX,
+    CropWindow,
+    crop_side_m,
+    turned_crop,
+    window_for,
+)
 from graspstack.pose_model.geometry import bbox_centre_obj
-from graspstack.pose_model.network import conv_bn
+from graspstack.pose_model.network import eighth_body
 
 WAY_PX = 40
 WAY_MM = 50.0  # 1.25 mm a crop pixel: a stud (10 mm across on this scaled brick) spans 8
@@ -49,13 +56,7 @@ class WayRoundNet(nn.Module):
     def __init__(self, width: int = 24) -> None:
         super().__init__()
         w = width
-        self.body = nn.Sequential(
-            conv_bn(WAY_CHANNELS, w, 2),  # 20
-            conv_bn(w, w),
-            conv_bn(w, 2 * w, 2),  # 10
-            conv_bn(2 * w, 2 * w),
-            conv_bn(2 * w, 2 * w, 2),  # 5
-        )
+        self.body = eighth_body(WAY_CHANNELS, w)  # 40 -> 5
         self.head = nn.Linear(2 * w * 25, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,32 +76,9 @@ def stud_axis_px(T_cam_obj: np.ndarray, intr: np.ndarray) -> tuple[np.ndarray, n
     return c_px, d / max(length, 1e-9), share
 
 
-def canonical_crop(
-    rgb: np.ndarray,
-    depth_m: np.ndarray,
-    window: CropWindow,
-    centre_px: np.ndarray,
-    axis: np.ndarray,
-    centre_z: float,
-    fx: float,
-) -> np.ndarray:
-    """(5, WAY_PX, WAY_PX) float32 from a cut window (rgb, depth at the window's pixels): centred on
-    centre_px (full-resolution px), turned so that `axis` (a unit image direction) is the crop's +u."""
-    s = (WAY_MM / 1000.0 / WAY_PX) * fx / centre_z / window.step  # window px per crop px
-    cos, sin = axis[0] * s, axis[1] * s
-    ox = (centre_px[0] - window.x0) / window.step
-    oy = (centre_px[1] - window.y0) / window.step
-    h = (WAY_PX - 1) / 2.0
-    # Crop pixel (j, i) -> window pixel: centre + turn * scale * (j - h, i - h).
-    m = np.array([[cos, -sin, ox - h * (cos - sin)], [sin, cos, oy - h * (sin + cos)]], np.float32)
-    shape = (WAY_PX, WAY_PX)
-    colour = cv2.warpAffine(rgb, m, shape, flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR).astype(np.float32)
-    depth = cv2.warpAffine(depth_m, m, shape, flags=cv2.WARP_INVERSE_MAP | cv2.INTER_NEAREST)
-    valid = depth > 0
-    colour = (colour - colour.mean()) / (colour.std() + 1.0)  # light and table colour vary
-    rel = np.where(valid, np.clip((depth - centre_z) / DEPTH_SCALE_M, -3.0, 3.0), 0.0)
-    x = np.concatenate([colour, rel[..., None], valid[..., None]], axis=-1)
-    return np.ascontiguousarray(np.moveaxis(x, -1, 0), dtype=np.float32)
+# (rgb, depth at the window's pixels, window, centre_px, axis, centre_z, fx) -> (5, WAY_PX, WAY_PX):
+# centred on centre_px (full-resolution px), turned so that `axis` (a unit image direction) is +u.
+canonical_crop = partial(turned_crop, px=WAY_PX, side_mm=WAY_MM, depth_scale_m=DEPTH_SCALE_M)
 
 
 def lego_window(centre_px: np.ndarray, z_m: float, intr: Intrinsics) -> CropWindow:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from graspstack.catalogue import CLASS_NAMES
-from graspstack.pose_model.budget import train_for
+from graspstack.pose_model.budget import frame_net_info, train_for
 from graspstack.pose_model.crops import CropWindow, load_crops
 from graspstack.pose_model.wayround import (
     ANGLE_SCALE_DEG,
@@ -157,13 +157,7 @@ def train_wayround(
     run = train_for(net, step, minutes, 2e-3, "way-round net")
     accuracy = held_out_accuracy(net, held)
     angle_error = held_out_angle_error_deg(net, held)
-    info = {
-        "data": [str(r) for r in roots],
-        "train_crops": len(train),
-        "held_out_crops": len(held),
-        "steps": run["steps"],
-        "batch": batch,
-        "minutes": round(run["seconds"] / 60.0, 1),
+    info = frame_net_info(roots, len(train), len(held), run, batch) | {
         "held_out_accuracy": round(accuracy, 4),
         "held_out_angle_error_deg": angle_error,
     }

@@ -99,23 +99,37 @@ def test_detector_fine_tuning_of_a_one_stage_version_is_refused_before_training(
         run_training([str(tiny_registry)], [], "child", 5.0, stage="detector", base="one-stage")
 
 
-def test_wayround_stage_adds_the_net_to_a_copy_and_keeps_the_other_weights(tiny_registry, tmp_path):
+@pytest.fixture(scope="module")
+def more_hard_scenes(tmp_path_factory):
+    """Three nominal scenes hold too few legos on their side, or mugs, to learn from."""
     from lab.dataset import render_dataset
 
-    more = tmp_path / "more"  # three scenes hold too few legos on their side to learn from
+    more = tmp_path_factory.mktemp("more")
     render_dataset(more, 12, 4345, "hard", workers=1, progress=False)
-    card = run_training([str(tiny_registry), str(more)], [], "child", 0.02, stage="wayround", base="base")
-    assert card["version"] == "child" and card["wayround"]["train_crops"] > 0
-    assert card["wayround"]["steps"] >= 1 and 0.0 <= card["wayround"]["held_out_accuracy"] <= 1.0
-    assert registry.load_wayround_network("child") is not None
-    assert registry.load_wayround_network("base") is None  # the base is left as it was
+    return more
+
+
+@pytest.mark.parametrize("kind", ["wayround", "handle"])
+def test_a_frame_net_stage_adds_the_net_to_a_copy_and_keeps_the_other_weights(
+    tiny_registry, more_hard_scenes, kind
+):
+    card = run_training(
+        [str(tiny_registry), str(more_hard_scenes)], [], "child", 0.02, stage=kind, base="base"
+    )
+    assert card["version"] == "child" and card[kind]["train_crops"] > 0 and card[kind]["steps"] >= 1
+    if kind == "wayround":
+        assert 0.0 <= card[kind]["held_out_accuracy"] <= 1.0
+    else:
+        assert card[kind]["held_out_error"]["all"]["n"] == card[kind]["held_out_crops"]
+    assert registry.load_frame_network(kind, "child") is not None
+    assert registry.load_frame_network(kind, "base") is None  # the base is left as it was
     assert _kept_from_base(registry.WEIGHTS_FILE) and _kept_from_base(registry.CROP_WEIGHTS_FILE)
 
 
 def test_retraining_a_stage_keeps_the_bases_wayround_net(tiny_registry):
     from graspstack.pose_model.wayround import WayRoundNet
 
-    registry.save_wayround_network("base", WayRoundNet())
+    registry.save_frame_network("wayround", "base", WayRoundNet())
     registry.write_card("base", registry.load_card("base") | {"wayround": {"train_crops": 7}})
     card = _fine_tune_crops(tiny_registry)
     assert _kept_from_base(registry.WAYROUND_WEIGHTS_FILE)

@@ -11,7 +11,7 @@ from graspstack.frames import Intrinsics
 from graspstack.geometry import rot_y
 from graspstack.pose_model.crops import CropWindow
 from graspstack.pose_model.edges import _turned_half_about_normal
-from graspstack.pose_model.registry import active_version, load_wayround_network
+from graspstack.pose_model.registry import active_version, load_frame_network
 from graspstack.pose_model.wayround import MIN_AXIS_SHARE, WAY_PX, WayRound, canonical_crop, stud_axis_px
 from graspstack.predictors.scripted.fit import model_cloud
 
@@ -87,7 +87,7 @@ def test_the_shipped_net_turns_a_lego_fitted_off_in_yaw_back_to_its_studs(scene_
 
 
 def test_the_shipped_net_tells_a_side_lying_lego_from_its_flip(scene_objects, lego_scenes):
-    net = load_wayround_network(active_version())
+    net = load_frame_network("wayround", active_version())
     assert net is not None, "the active version ships no way-round net"
     chooser = WayRound(net)
     right = total = 0
