@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -216,34 +217,38 @@ class CropArrays:
         return CropArrays(**{f: getattr(self, f)[idx] for f in self.__dataclass_fields__})
 
 
-def build_crop_cache(root: str | Path, workers: int = 2) -> Path:
-    root = Path(root)
-    out = root / f"crops_{CACHE_PX}.npz"
+def per_scene_cache(
+    root: Path, name: str, per_scene: Callable[[Path], list[dict]], workers: int = 2
+) -> dict[str, np.ndarray] | None:
+    """Arrays stacked from per_scene(scene folder) (a list of same-keyed dicts a scene) over root's
+    scenes, kept in root/<name>.npz beside <name>.json: built on first use and again when the scene
+    count changed. None where no scene gave anything. per_scene runs in `workers` processes."""
+    path = root / f"{name}.npz"
+    meta = path.with_suffix(".json")
     dirs = [d for d in iter_scene_dirs(root) if d.name.isdigit()]
     if not dirs:
         raise FileNotFoundError(f"no scenes under {root}")
-    with ProcessPoolExecutor(workers) as pool:
-        per_scene = list(
-            tqdm(pool.map(_object_crops, dirs, chunksize=16), total=len(dirs), desc=f"crops {root}")
-        )
-    items = [c for scene in per_scene for c in scene]
-    np.savez(out, **{k: np.stack([it[k] for it in items]) for k in items[0]})
-    out.with_suffix(".json").write_text(
-        json.dumps({"root": str(root), "scenes": len(dirs), "crops": len(items)})
-    )
-    return out
+    known = json.loads(meta.read_text()) if meta.exists() else {}
+    if known.get("scenes") != len(dirs) or (known.get("items") != 0 and not path.exists()):
+        with ProcessPoolExecutor(workers) as pool:
+            scenes = pool.map(per_scene, dirs, chunksize=16)
+            items = [it for scene in tqdm(scenes, total=len(dirs), desc=f"{name} {root}") for it in scene]
+        if items:
+            np.savez(path, **{k: np.stack([it[k] for it in items]) for k in items[0]})
+        known = {"root": str(root), "scenes": len(dirs), "items": len(items)}
+        meta.write_text(json.dumps(known))
+    if known.get("items") == 0:
+        return None
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
 
 
 def load_crops(root: str | Path, workers: int = 2) -> CropArrays:
-    """The crop cache of a scene folder, built on first use (rebuilt when the scene count changed)."""
-    root = Path(root)
-    path = root / f"crops_{CACHE_PX}.npz"
-    n = sum(1 for d in iter_scene_dirs(root) if d.name.isdigit())
-    meta = path.with_suffix(".json")
-    if not path.exists() or json.loads(meta.read_text()).get("scenes") != n:
-        build_crop_cache(root, workers)
-    with np.load(path) as z:
-        return CropArrays(**{k: z[k] for k in z.files})
+    """The crop cache of a scene folder (per_scene_cache)."""
+    arrays = per_scene_cache(Path(root), f"crops_{CACHE_PX}", _object_crops, workers)
+    if arrays is None:  # every scene gives at least its negative crop; a folder of empty frames does not
+        raise ValueError(f"no crops in the scenes of {root}")
+    return CropArrays(**arrays)
 
 
 def stack_crops(records: list[dict]) -> CropArrays:

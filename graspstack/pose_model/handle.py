@@ -82,17 +82,20 @@ def handle_azimuth_deg(R_cam_obj: np.ndarray, e1: np.ndarray, e2: np.ndarray) ->
     return math.degrees(math.atan2(float(h @ e2), float(h @ e1)))
 
 
-def crop_geometry(T_cam_obj: np.ndarray, intr: Intrinsics) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """(body middle in full-resolution px, unit image direction of e2, the middle's camera z), or
-    None when the mug's frame is undefined (mug_frame)."""
+def crop_geometry(
+    T_cam_obj: np.ndarray, intr: Intrinsics
+) -> tuple[np.ndarray, np.ndarray, float, float] | None:
+    """(body middle in full-resolution px, unit image direction of e2, the middle's camera z, the
+    pose's handle azimuth in degrees), or None when the mug's frame is undefined (mug_frame)."""
     frame = mug_frame(T_cam_obj)
     if frame is None:
         return None
-    middle, _, e2 = frame
+    middle, e1, e2 = frame
     uv = lambda p: np.array([intr.fx * p[0] / p[2] + intr.cx, intr.fy * p[1] / p[2] + intr.cy])  # noqa: E731
     c_px = uv(middle)
     d = uv(middle + 0.01 * e2) - c_px
-    return c_px, d / max(float(np.linalg.norm(d)), 1e-9), float(middle[2])
+    azimuth = handle_azimuth_deg(T_cam_obj[:3, :3], e1, e2)
+    return c_px, d / max(float(np.linalg.norm(d)), 1e-9), float(middle[2]), azimuth
 
 
 # The crop the net reads, as wayround.canonical_crop but of HANDLE_PX over HANDLE_MM.
@@ -120,13 +123,12 @@ class Handle:
         geometry = crop_geometry(T_cam_obj, intr)
         if geometry is None:
             return None
-        centre, axis, z = geometry
+        centre, axis, z, azimuth = geometry
         w = mug_window(centre, z, intr)
         rgb_w, depth_w = w.cut(rgb, np.asarray(depth_m, np.float32))
         x = handle_crop(rgb_w, depth_w, w, centre, axis, z, intr.fx)
         with torch.inference_mode():
             c, s = self.net(torch.from_numpy(x[None])).numpy()[0]
-        _, e1, e2 = mug_frame(T_cam_obj)
         seen = math.degrees(math.atan2(float(s), float(c)))
-        turn = (seen - handle_azimuth_deg(T_cam_obj[:3, :3], e1, e2) + 180.0) % 360.0 - 180.0
+        turn = (seen - azimuth + 180.0) % 360.0 - 180.0
         return turn, float(math.hypot(c, s))

@@ -10,29 +10,24 @@ the error.
 
 from __future__ import annotations
 
-import json
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from graspstack.geometry import quat_to_matrix
 from graspstack.pose_model.budget import frame_net_info, train_for
-from graspstack.pose_model.crops import CropWindow
+from graspstack.pose_model.crops import CropWindow, per_scene_cache
 from graspstack.pose_model.handle import (
     WINDOW_PX,
     HandleNet,
     crop_geometry,
-    handle_azimuth_deg,
     handle_crop,
-    mug_frame,
     mug_window,
 )
 from graspstack.pose_model.wayround import turn_axis
-from graspstack.scene_io import Scene, iter_scene_dirs
+from graspstack.scene_io import Scene
 
 MIN_MASK_PIXELS = 30
 JITTER_TURN_DEG = 3.0  # the fitted axis is a few degrees off at most: the body fixes it
@@ -62,7 +57,8 @@ class MugSamples:
 def _scene_mugs(path: Path) -> list[dict]:
     """The windows of one scene folder's mugs, with where each one's frame puts it."""
     scene = Scene(path)
-    frame, masks, intr = scene.frame(), scene.masks(), scene.frame().intrinsics
+    frame, masks = scene.frame(), scene.masks()
+    intr = frame.intrinsics
     out = []
     for k, o in enumerate(scene.meta.objects):
         if o.class_name != "mug" or int((masks == k + 1).sum()) < MIN_MASK_PIXELS:
@@ -72,10 +68,9 @@ def _scene_mugs(path: Path) -> list[dict]:
         geometry = crop_geometry(T, intr)
         if geometry is None:
             continue
-        centre, axis, z = geometry
+        centre, axis, z, azimuth = geometry
         w = mug_window(centre, z, intr)
         rgb, depth = w.cut(frame.rgb, frame.depth_m.astype(np.float32))
-        _, e1, e2 = mug_frame(T)
         out.append(
             {
                 "rgb": rgb,
@@ -85,30 +80,17 @@ def _scene_mugs(path: Path) -> list[dict]:
                 "centre_px": centre.astype(np.float32),
                 "axis": axis.astype(np.float32),
                 "z": np.float32(z),
-                "azimuth_deg": np.float32(handle_azimuth_deg(T[:3, :3], e1, e2)),
+                "azimuth_deg": np.float32(azimuth),
             }
         )
     return out
 
 
 def load_mug_windows(root: Path, workers: int = 2) -> MugSamples | None:
-    """The mug windows of a scene folder (None where it holds no mug), cut on first use (again when
-    the scene count changed)."""
-    path = root / f"mug_windows_{WINDOW_PX}.npz"
-    dirs = [d for d in iter_scene_dirs(root) if d.name.isdigit()]
-    meta = path.with_suffix(".json")
-    if not meta.exists() or json.loads(meta.read_text()).get("scenes") != len(dirs):
-        with ProcessPoolExecutor(workers) as pool:
-            scenes = pool.map(_scene_mugs, dirs, chunksize=16)
-            per_scene = list(tqdm(scenes, total=len(dirs), desc=f"mugs {root}"))
-        items = [m for scene in per_scene for m in scene]
-        if items:
-            np.savez(path, **{k: np.stack([it[k] for it in items]) for k in items[0]})
-        meta.write_text(json.dumps({"root": str(root), "scenes": len(dirs), "mugs": len(items)}))
-    if not json.loads(meta.read_text())["mugs"]:
+    """The mug windows of a scene folder (crops.per_scene_cache), None where it holds no mug."""
+    arrays = per_scene_cache(root, f"mug_windows_{WINDOW_PX}", _scene_mugs, workers)
+    if arrays is None:
         return None
-    with np.load(path) as z:
-        arrays = {k: z[k] for k in z.files}
     arrays["depth_m"] = arrays.pop("depth_mm").astype(np.float32) / 1000.0
     return MugSamples(**arrays)
 

@@ -370,9 +370,8 @@ def _sweep_about_axis(
 
     def sweep(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cand = R[None] @ _rz(theta)  # about the model's own z axis, through its origin
-        lowest = (cloud.hull[None] @ cand.transpose(0, 2, 1))[..., 2].min(axis=1) + t[2]
         sc = _score(Q[:POLISH_POINTS], cand, np.tile(t, (len(theta), 1)), cloud, T_ct, depth_m, intr, tol)[0]
-        return cand, np.where(lowest > -BELOW_TABLE_M, sc, np.inf)
+        return cand, np.where(_above_table(cloud, cand, t), sc, np.inf)
 
     _, coarse = sweep(np.radians(np.arange(0.0, 360.0, AXIS_SWEEP_COARSE_DEG)))
     centre = np.radians(AXIS_SWEEP_COARSE_DEG * int(np.argmin(coarse)))
@@ -405,10 +404,16 @@ def _turn_to_seen(
     if sureness < AXIS_TURN_MIN_SURENESS or abs(turn_deg) < AXIS_TURN_MIN_DEG:
         return None
     turned = R @ _rz(np.radians(turn_deg))
-    lowest = float((cloud.hull @ turned.T)[:, 2].min() + t[2])
-    if lowest < -BELOW_TABLE_M:
+    if not _above_table(cloud, turned[None], t)[0]:
         return None
     sc, inl, vio = _score(Q, turned[None], t[None], *context)
     if float(sc[0]) > score + AXIS_TURN_MARGIN:
         return None
     return turned, float(sc[0]), float(inl[0]), float(vio[0])
+
+
+def _above_table(cloud, R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(H,) per rotation R (H, 3, 3) at t (table frame): its lowest hull vertex is at most
+    BELOW_TABLE_M under the table."""
+    lowest = (cloud.hull[None] @ R.transpose(0, 2, 1))[..., 2].min(axis=1) + t[2]
+    return lowest > -BELOW_TABLE_M
