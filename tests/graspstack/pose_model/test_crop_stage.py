@@ -113,6 +113,14 @@ def test_a_second_look_answer_must_explain_the_depth():
     )
 
 
+def test_a_jenga_from_a_second_look_may_be_less_sure_of_its_class():
+    """A block seen end-on or edge-on looks like little else; CropNet gives it 0.92-0.95."""
+    assert _second_look_class_holds(_crop("uncovered", 0.92, "jenga"))
+    assert not _second_look_class_holds(_crop("uncovered", 0.92, "teddy"))
+    assert not _second_look_class_holds(_crop("uncovered", 0.92, "lego"))
+    assert not _second_look_class_holds(_crop("uncovered", 0.85, "jenga"))
+
+
 def test_a_lego_from_a_depth_hole_must_keep_most_of_its_correspondences():
     lego = dict(class_name="lego", class_prob=0.99)
     assert _second_look_class_holds(_crop("dropout", inliers=DROPOUT_MIN_INLIERS + 0.05, **lego))
