@@ -93,6 +93,12 @@ AXIS_TURN_MIN_DEG = 1.0
 MULTI_START_DEG = (15.0, 30.0, 45.0, 90.0)
 MULTI_START_ABOVE_SCORE = 0.5
 MULTI_START_HANDICAP = 0.08
+# The restarts are screened first: 4 ICP steps on 250 points, then only the 8 that score best get the
+# full free ICP. Interleaved on 120 nominal frames: +1.8 ms a mean frame against +3.1 ms for the full
+# ICP of all 24, p99 66.5 against 70.3 ms; hard check set 1633 against 1635, validation hard the same.
+MULTI_START_KEEP = 8
+MULTI_START_SCREEN_POINTS = 250
+MULTI_START_SCREEN_ITERS = 4
 
 
 # A camera-frame pose -> (turn about the model's z axis in degrees, the measure's sureness), or None.
@@ -243,6 +249,10 @@ def refine_pose(
     if multi_start and float(score.min()) > MULTI_START_ABOVE_SCORE:
         k = int(np.argmin(score))
         R, t = _restarts(R_all[k], t_all[k], bbox_centre_obj(class_name))
+        Qs = Q[:MULTI_START_SCREEN_POINTS]
+        R, t = _free_icp(Qs, R, t, cloud, MULTI_START_SCREEN_ITERS, 0.015, touch_table=False)
+        keep = np.argsort(_score(Qs, R, t, cloud, T_ct, depth_m, intr, tol)[0])[:MULTI_START_KEEP]
+        R, t = R[keep], t[keep]
         R, t = _free_icp(Q, R, t, cloud, 8, 0.015, touch_table=False)
         R, t = _free_icp(Q, R, t, cloud, 6, 2.0 * tol, touch_table=False)
         R_all, t_all = np.concatenate([R_all, R]), np.concatenate([t_all, t])
