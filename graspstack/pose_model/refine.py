@@ -228,12 +228,10 @@ def refine_pose(
     tol = score_tolerance(plane, points_cam)
 
     hyps_R, hyps_t, names = [], [], []
-    R, t = _free_icp(Q, R0[None], t0[None], cloud, 8, 0.015, touch_table=False)
-    R, t = _free_icp(Q, R, t, cloud, 6, 2.0 * tol, touch_table=False)
+    R, t = _free_fit(Q, R0[None], t0[None], cloud, tol, touch_table=False)
     hyps_R.append(R[0]), hyps_t.append(t[0]), names.append("free")
     if table_hypothesis:
-        R, t = _free_icp(Q, R0[None], t0[None], cloud, 8, 0.015, touch_table=True)
-        R, t = _free_icp(Q, R, t, cloud, 6, 2.0 * tol, touch_table=True)
+        R, t = _free_fit(Q, R0[None], t0[None], cloud, tol, touch_table=True)
         hyps_R.append(R[0]), hyps_t.append(t[0]), names.append("table")
 
     # Resting pose nearest to the network's tilt.
@@ -248,13 +246,8 @@ def refine_pose(
     score, inliers, violation = _score(Q, R_all, t_all, cloud, T_ct, depth_m, intr, tol)
     if multi_start and float(score.min()) > MULTI_START_ABOVE_SCORE:
         k = int(np.argmin(score))
-        R, t = _restarts(R_all[k], t_all[k], bbox_centre_obj(class_name))
-        Qs = Q[:MULTI_START_SCREEN_POINTS]
-        R, t = _free_icp(Qs, R, t, cloud, MULTI_START_SCREEN_ITERS, 0.015, touch_table=False)
-        keep = np.argsort(_score(Qs, R, t, cloud, T_ct, depth_m, intr, tol)[0])[:MULTI_START_KEEP]
-        R, t = R[keep], t[keep]
-        R, t = _free_icp(Q, R, t, cloud, 8, 0.015, touch_table=False)
-        R, t = _free_icp(Q, R, t, cloud, 6, 2.0 * tol, touch_table=False)
+        starts = _restarts(R_all[k], t_all[k], bbox_centre_obj(class_name))
+        R, t = _restarted_fits(Q, *starts, cloud, T_ct, depth_m, intr, tol)
         R_all, t_all = np.concatenate([R_all, R]), np.concatenate([t_all, t])
         names += ["restart"] * len(R)
         score, inliers, violation = _score(Q, R_all, t_all, cloud, T_ct, depth_m, intr, tol)
@@ -337,6 +330,27 @@ def refine_pose(
     T = np.eye(4)
     T[:3, :3], T[:3, 3] = R_all[i], t_all[i]
     return Refined(T_ct @ T, float(score[i]), float(inliers[i]), float(violation[i]), names[i])
+
+
+def _free_fit(
+    Q: np.ndarray, R: np.ndarray, t: np.ndarray, cloud, tol: float, touch_table: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Free ICP from poses (R (H, 3, 3), t (H, 3), table frame): 8 steps with a loose trim, then 6
+    within twice the score's tolerance. Every free hypothesis (the fit, on the table, a restart)
+    takes this schedule."""
+    R, t = _free_icp(Q, R, t, cloud, 8, 0.015, touch_table=touch_table)
+    return _free_icp(Q, R, t, cloud, 6, 2.0 * tol, touch_table=touch_table)
+
+
+def _restarted_fits(
+    Q: np.ndarray, R: np.ndarray, t: np.ndarray, cloud, T_ct, depth_m, intr, tol: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The restarts (R, t) screened by a few ICP steps on a subsample, and the MULTI_START_KEEP that
+    then score best fitted in full."""
+    Qs = Q[:MULTI_START_SCREEN_POINTS]
+    R, t = _free_icp(Qs, R, t, cloud, MULTI_START_SCREEN_ITERS, 0.015, touch_table=False)
+    keep = np.argsort(_score(Qs, R, t, cloud, T_ct, depth_m, intr, tol)[0])[:MULTI_START_KEEP]
+    return _free_fit(Q, R[keep], t[keep], cloud, tol, touch_table=False)
 
 
 def _restarts(R: np.ndarray, t: np.ndarray, centre_obj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
