@@ -180,6 +180,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         crop_lr=args.crop_lr,
         crop_width=args.crop_width,
         lr=args.lr,
+        crop_mine=args.crop_mine,
+        crop_mine_share=args.crop_mine_share,
     )
     if args.stage in ("wayround", "handle"):  # the version's validation is as it was: this adds one net
         print(json.dumps({"version": card["version"], args.stage: card[args.stage]}))
@@ -267,6 +269,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="CropNet width (default 32); with --crop-from, a wider width widens that CropNet first",
+    )
+    tr.add_argument(
+        "--crop-mine",
+        default=None,
+        metavar="VERSION",
+        help="oversample the crops of objects this version gets out of spec on the training scenes "
+        "(mining.py: its whole pipeline runs once per scene, cached)",
+    )
+    tr.add_argument(
+        "--crop-mine-share",
+        type=float,
+        default=0.35,
+        help="with --crop-mine: share of each batch from hard crops",
     )
     tr.add_argument("--batch-size", type=int, default=16)
     tr.add_argument("--val-limit", type=int, default=None, help="validate on the first N scenes per folder")

@@ -41,7 +41,8 @@ class ObjectRecord:
     """One counted ground-truth object and how the prediction for it fared.
 
     te_m / re_deg are None when no prediction was matched to the object.
-    scene and slice are filled in by the evaluation runner (empty when unknown).
+    scene and slice are filled in by the evaluation runner (empty when unknown); gt_index is the
+    object's position in the scene's ground-truth list (what a miner of hard cases marks).
     """
 
     class_name: str
@@ -52,6 +53,7 @@ class ObjectRecord:
     visible_fraction: float
     scene: str = ""
     slice: str = ""
+    gt_index: int = -1
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -110,9 +112,10 @@ def match_scene(
 
     classes = list(dict.fromkeys([g.class_name for g in gt] + [p.class_name for p in valid_pred]))
     for cls in classes:
-        gts = [g for g in gt if g.class_name == cls]
+        gt_ids = [k for k, g in enumerate(gt) if g.class_name == cls]
+        gts = [gt[k] for k in gt_ids]
         preds = [p for p in valid_pred if p.class_name == cls]
-        pairs: dict[int, int] = {}  # gt index -> pred index
+        pairs: dict[int, int] = {}  # index into gts -> pred index
         if gts and preds:
             gt_pos = np.array([np.asarray(g.position_m, dtype=np.float64) for g in gts])
             pred_pos = np.array([np.asarray(p.position_m, dtype=np.float64) for p in preds])
@@ -129,7 +132,7 @@ def match_scene(
             counted = vis >= min_visible
             if i not in pairs:
                 if counted:
-                    records.append(ObjectRecord(cls, None, None, False, False, vis))
+                    records.append(ObjectRecord(cls, None, None, False, False, vis, gt_index=gt_ids[i]))
                 continue
             if not counted:
                 ignored += 1
@@ -137,7 +140,7 @@ def match_scene(
             p = preds[pairs[i]]
             te = float(np.linalg.norm(np.asarray(p.position_m, float) - np.asarray(g.position_m, float)))
             re = angular_error_deg(cls, quat_to_matrix(g.quaternion_xyzw), quat_to_matrix(p.quaternion_xyzw))
-            records.append(ObjectRecord(cls, te, re, within_spec(te, re), True, vis))
+            records.append(ObjectRecord(cls, te, re, within_spec(te, re), True, vis, gt_index=gt_ids[i]))
 
     return SceneResult(records, false_positives, ignored)
 

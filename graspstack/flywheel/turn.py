@@ -33,6 +33,7 @@ from graspstack.flywheel.store import CaseStore
 from graspstack.frames import Frame, ObjectPose
 from graspstack.geometry import quat_to_matrix
 from graspstack.ingest.validate import FrameError, RawFrame, decode_frame
+from graspstack.pose_model.budget import mixed_sampler
 from graspstack.pose_model.crop_train import train_crop_net
 from graspstack.pose_model.crops import CropArrays, concat_crops, load_crops, scene_crops, stack_crops
 from graspstack.pose_model.data import SceneArrays, concat, scene_arrays
@@ -150,16 +151,6 @@ def training_sets(frames: list[LabelledFrame], seed: int = 0) -> tuple[SceneArra
         raise ValueError("no labelled case with catalogue objects: label some cases first")
     scene_set = SceneArrays(**{k: np.stack([s[k] for s in scenes]) for k in scenes[0]})
     return scene_set, stack_crops(crops)
-
-
-def mixed_sampler(n_new: int, n_total: int, share_new: float):
-    """Batches with `share_new` of their items from the first n_new entries, the rest from the replay."""
-
-    def sample(rng: np.random.Generator, n: int) -> np.ndarray:
-        k = rng.binomial(n, share_new)
-        return np.concatenate([rng.integers(0, n_new, k), rng.integers(n_new, n_total, n - k)])
-
-    return sample
 
 
 class _Fixed:

@@ -13,11 +13,24 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 from tqdm import tqdm
 
 Step = Callable[[float], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+def mixed_sampler(n_first: int, n_total: int, share_first: float):
+    """Batch indices with `share_first` of their items from the first n_first entries, the rest from
+    the others: the flywheel's new cases beside a replay of the parent's data, or mined hard crops
+    beside the rest (`sampler` of the training loops)."""
+
+    def sample(rng: np.random.Generator, n: int) -> np.ndarray:
+        k = rng.binomial(n, share_first)
+        return np.concatenate([rng.integers(0, n_first, k), rng.integers(n_first, n_total, n - k)])
+
+    return sample
 
 
 def cosine_lr(frac: float, base: float, warmup: float = 0.03) -> float:

@@ -107,15 +107,19 @@ def window_for(centre_px: np.ndarray, z_m: float, side_m: float, intr: Intrinsic
 # ---- training cache -------------------------------------------------------------------------------
 
 
-def _object_crops(path: Path) -> list[dict]:
-    """Cached crops of one scene folder."""
-    scene = Scene(path)
-    objects = [
+def scene_objects(scene: Scene) -> list[tuple]:
+    """(class name, R_cam_obj, t_cam_obj, visible fraction) of a lab scene's objects, in its order."""
+    return [
         (o.class_name, quat_to_matrix(o.quaternion_xyzw), np.asarray(o.position_m), o.visible_fraction)
         for o in scene.meta.objects
     ]
+
+
+def _object_crops(path: Path) -> list[dict]:
+    """Cached crops of one scene folder."""
+    scene = Scene(path)
     rng = np.random.default_rng(zlib.crc32(str(path).encode()))
-    return scene_crops(scene.frame(), scene.masks(), objects, rng)
+    return scene_crops(scene.frame(), scene.masks(), scene_objects(scene), rng)
 
 
 def turned_crop(
@@ -152,6 +156,12 @@ def turned_crop(
     return np.ascontiguousarray(np.moveaxis(x, -1, 0), dtype=np.float32)
 
 
+def trainable(masks: np.ndarray, k: int, visible: float) -> bool:
+    """Whether object k (mask id k + 1) shows enough to get a training crop (scene_crops keeps these,
+    in object order, then its one negative)."""
+    return visible >= MIN_TRAIN_VISIBLE and int((masks == k + 1).sum()) >= MIN_TRAIN_PIXELS
+
+
 def scene_crops(frame, masks: np.ndarray, objects: list[tuple], rng: np.random.Generator) -> list[dict]:
     """Crops of one frame: one per sufficiently visible object, plus one negative.
 
@@ -162,7 +172,7 @@ def scene_crops(frame, masks: np.ndarray, objects: list[tuple], rng: np.random.G
     k_arr = np.array([intr.fx, intr.fy, intr.cx, intr.cy], np.float32)
     out = []
     for k, (name, R, t, visible) in enumerate(objects):
-        if visible < MIN_TRAIN_VISIBLE or int((masks == k + 1).sum()) < MIN_TRAIN_PIXELS:
+        if not trainable(masks, k, visible):
             continue
         c = R @ bbox_centre_obj(name) + t
         centre = np.array([intr.fx * c[0] / c[2] + intr.cx, intr.fy * c[1] / c[2] + intr.cy])

@@ -27,11 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from graspstack.pose_model.budget import train_for
+from graspstack.pose_model.budget import mixed_sampler, train_for
 from graspstack.pose_model.crop_train import train_crop_net
 from graspstack.pose_model.crops import concat_crops, load_crops
 from graspstack.pose_model.data import SceneArrays, build_cache, concat, load_cache
 from graspstack.pose_model.losses import pose_losses, total_loss
+from graspstack.pose_model.mining import hard_first, load_mined_crops
 from graspstack.pose_model.network import INPUT_HW, PoseNet
 from graspstack.pose_model.registry import (
     CROP_WEIGHTS_FILE,
@@ -175,11 +176,24 @@ def train_crop_stage(
     width: int | None = None,
     init_from: str | None = None,
     lr: float = 2e-3,
+    mine: str | None = None,
+    mine_share: float = 0.35,
 ) -> dict:
     """Train the second stage on the crops of `train_dirs`; with `init_from`, fine-tune that version's
     CropNet instead of starting from random weights (fresh scenes for a shipped model), widened first
-    to `width` when that is wider (widen.py: the wide net starts as the narrow one)."""
-    data = concat_crops([load_crops(r) for r in train_dirs])
+    to `width` when that is wider (widen.py: the wide net starts as the narrow one). With `mine`, a
+    `mine_share` of every batch comes from the crops of objects that version gets out of spec
+    (mining.py)."""
+    sampler, mined = None, {}
+    if mine:
+        parts = [load_mined_crops(r, mine) for r in train_dirs]
+        data, n_hard = hard_first(concat_crops([c for c, _ in parts]), np.concatenate([h for _, h in parts]))
+        if not n_hard:
+            raise ValueError(f"--crop-mine {mine}: that version gets every training object within spec")
+        sampler = mixed_sampler(n_hard, len(data), mine_share)
+        mined = {"mined_by": mine, "hard_crops": n_hard, "hard_share": mine_share}
+    else:
+        data = concat_crops([load_crops(r) for r in train_dirs])
     checkpoint = Path(tempfile.gettempdir()) / f"graspstack-crops-{version}.safetensors"
     init = None
     if init_from:
@@ -192,9 +206,11 @@ def train_crop_stage(
             init = widen_crop_net(init, width)
         width = max(width or 0, from_width)
     width = width or 32
-    net, info = train_crop_net(data, minutes, lr=lr, width=width, net=init, checkpoint=checkpoint)
+    net, info = train_crop_net(
+        data, minutes, lr=lr, width=width, net=init, sampler=sampler, checkpoint=checkpoint
+    )
     save_crop_network(version, net.eval())
-    training = {k: v for k, v in info.items() if k != "loss_history"} | {"crops": len(data)}
+    training = {k: v for k, v in info.items() if k != "loss_history"} | {"crops": len(data)} | mined
     if init_from:
         training["init"] = f"{init_from}'s CropNet" + (f", widened to {width}" if width > from_width else "")
     return {
@@ -254,6 +270,8 @@ def run_training(
     crop_lr: float = 2e-3,
     lr: float = 2e-3,
     crop_width: int | None = None,
+    crop_mine: str | None = None,
+    crop_mine_share: float = 0.35,
 ) -> dict:
     if stage in FRAME_NET_TRAINERS:
         if not base:
@@ -312,7 +330,14 @@ def run_training(
         card["crop_train_data"] = base_card.get("train_data")
     else:
         card |= train_crop_stage(
-            roots, crop_minutes, version, width=crop_width, init_from=crop_from, lr=crop_lr
+            roots,
+            crop_minutes,
+            version,
+            width=crop_width,
+            init_from=crop_from,
+            lr=crop_lr,
+            mine=crop_mine,
+            mine_share=crop_mine_share,
         )
     for kind, file_name in FRAME_NET_FILES.items():
         if stage in _KEPT and (_root(None) / base / file_name).exists():

@@ -17,7 +17,6 @@ from graspstack.flywheel.store import CaseStore
 from graspstack.flywheel.turn import (
     labelled_frames,
     masks_from_labels,
-    mixed_sampler,
     run_turn,
     training_sets,
 )
@@ -71,12 +70,6 @@ def test_labelled_frames_are_one_sample_per_frame(labelled_store, nominal_scenes
     assert len(scenes) == 3 and scenes.rgb.shape[1:] == (240, 320, 3)
     n_labelled = sum(len(f.labels) for f in frames)
     assert len(crops) >= n_labelled  # every labelled object gives a crop, plus negatives
-
-
-def test_mixed_sampler_keeps_its_share():
-    sample = mixed_sampler(10, 1000, 0.5)
-    idx = np.concatenate([sample(np.random.default_rng(i), 64) for i in range(50)])
-    assert 0.45 < np.mean(idx < 10) < 0.55
 
 
 def test_a_turn_makes_a_child_that_names_its_parent(tmp_path, monkeypatch, labelled_store):
