@@ -182,6 +182,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         crop_mine=args.crop_mine,
         crop_mine_share=args.crop_mine_share,
+        crop_blend=args.crop_blend,
     )
     if args.stage in ("wayround", "handle"):  # the version's validation is as it was: this adds one net
         print(json.dumps({"version": card["version"], args.stage: card[args.stage]}))
@@ -282,6 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.35,
         help="with --crop-mine: share of each batch from hard crops",
+    )
+    tr.add_argument(
+        "--crop-blend",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="with --crop-from: average the fine-tuned CropNet's weights with the starting ones, keeping "
+        "this share of the fine-tuned (0.5 for v12; default: the fine-tuned weights as they are)",
     )
     tr.add_argument("--batch-size", type=int, default=16)
     tr.add_argument("--val-limit", type=int, default=None, help="validate on the first N scenes per folder")

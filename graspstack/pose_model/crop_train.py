@@ -118,6 +118,20 @@ def total_crop_loss(losses: dict[str, torch.Tensor]) -> torch.Tensor:
     return losses["cls"] + losses["mask"] + 5.0 * losses["coord"]
 
 
+def blended(start: torch.nn.Module, tuned: torch.nn.Module, share_tuned: float) -> torch.nn.Module:
+    """`tuned` with every weight moved back towards `start`'s: share_tuned of the fine-tuned value,
+    the rest of the starting one (weight-space ensembling, as WiSE-FT). `tuned` must have been
+    fine-tuned from `start`: both then lie in one basin, and the average is a network of its own that
+    keeps most of what the fine-tuning gained and of what it forgot (v12: the mined fine-tune alone
+    lost 6 nominal objects of 1,475 on validation, half of it none). Integer buffers (batch counts)
+    are tuned's."""
+    a, b = start.state_dict(), tuned.state_dict()
+    tuned.load_state_dict(
+        {k: torch.lerp(a[k], b[k], share_tuned) if b[k].is_floating_point() else b[k] for k in b}
+    )
+    return tuned
+
+
 def train_crop_net(
     data: CropArrays,
     minutes: float,

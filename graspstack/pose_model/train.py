@@ -15,6 +15,7 @@ scores it with the contract metric per slice and class.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 import math
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 from graspstack.pose_model.budget import mixed_sampler, train_for
-from graspstack.pose_model.crop_train import train_crop_net
+from graspstack.pose_model.crop_train import blended, train_crop_net
 from graspstack.pose_model.crops import concat_crops, load_crops
 from graspstack.pose_model.data import SceneArrays, build_cache, concat, load_cache
 from graspstack.pose_model.losses import pose_losses, total_loss
@@ -178,12 +179,16 @@ def train_crop_stage(
     lr: float = 2e-3,
     mine: str | None = None,
     mine_share: float = 0.35,
+    blend: float | None = None,
 ) -> dict:
     """Train the second stage on the crops of `train_dirs`; with `init_from`, fine-tune that version's
     CropNet instead of starting from random weights (fresh scenes for a shipped model), widened first
     to `width` when that is wider (widen.py: the wide net starts as the narrow one). With `mine`, a
     `mine_share` of every batch comes from the crops of objects that version gets out of spec
-    (mining.py)."""
+    (mining.py). With `blend`, the fine-tuned weights are averaged with `init_from`'s, that share of
+    them kept (crop_train.blended)."""
+    if blend is not None and not init_from:
+        raise ValueError("--crop-blend needs --crop-from: the weights the fine-tuned ones are averaged with")
     sampler, mined = None, {}
     if mine:
         parts = [load_mined_crops(r, mine) for r in train_dirs]
@@ -206,9 +211,13 @@ def train_crop_stage(
             init = widen_crop_net(init, width)
         width = max(width or 0, from_width)
     width = width or 32
+    start = copy.deepcopy(init) if blend is not None else None
     net, info = train_crop_net(
         data, minutes, lr=lr, width=width, net=init, sampler=sampler, checkpoint=checkpoint
     )
+    if start is not None:
+        net = blended(start, net, blend)
+        mined["blend"] = f"{blend} of the fine-tuned weights, {1 - blend:.2g} of {init_from}'s"
     save_crop_network(version, net.eval())
     training = {k: v for k, v in info.items() if k != "loss_history"} | {"crops": len(data)} | mined
     if init_from:
@@ -272,6 +281,7 @@ def run_training(
     crop_width: int | None = None,
     crop_mine: str | None = None,
     crop_mine_share: float = 0.35,
+    crop_blend: float | None = None,
 ) -> dict:
     if stage in FRAME_NET_TRAINERS:
         if not base:
@@ -338,6 +348,7 @@ def run_training(
             lr=crop_lr,
             mine=crop_mine,
             mine_share=crop_mine_share,
+            blend=crop_blend,
         )
     for kind, file_name in FRAME_NET_FILES.items():
         if stage in _KEPT and (_root(None) / base / file_name).exists():

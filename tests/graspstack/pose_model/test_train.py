@@ -10,6 +10,7 @@ import torch
 
 from graspstack.pose_model import registry
 from graspstack.pose_model.crop_net import CropNet
+from graspstack.pose_model.crop_train import blended
 from graspstack.pose_model.network import PoseNet
 from graspstack.pose_model.train import run_training
 
@@ -64,6 +65,37 @@ def test_fine_tuning_starts_from_the_named_versions_cropnet(tiny_registry):
     assert card["crop_width"] == 8  # the width of the network it started from, not the default 32
     assert _moved(_crop_state("base"), _crop_state("child")), "fine-tuning left every weight where it was"
     assert _kept_from_base(registry.WEIGHTS_FILE)
+
+
+def test_mined_fine_tuning_draws_on_the_crops_the_base_gets_wrong(tiny_registry):
+    # An untrained base answers nothing, so every counted object's crop is hard.
+    card = _fine_tune_crops(tiny_registry, crop_mine="base", crop_mine_share=0.5)
+    training = card["crop_training"]
+    assert training["mined_by"] == "base" and training["hard_share"] == 0.5
+    assert 0 < training["hard_crops"] < training["crops"]  # the negatives are never hard
+
+
+def test_blended_fine_tuning_keeps_its_share_of_the_tuned_weights(tiny_registry):
+    card = _fine_tune_crops(tiny_registry, crop_blend=0.5)
+    assert card["crop_training"]["blend"] == "0.5 of the fine-tuned weights, 0.5 of base's"
+    assert _moved(_crop_state("base"), _crop_state("child"))
+
+
+def test_blending_without_a_cropnet_to_blend_with_is_refused(tiny_registry):
+    with pytest.raises(ValueError, match="--crop-blend needs --crop-from"):
+        run_training([str(tiny_registry)], [], "child", 0.0, stage="crops", base="base", crop_blend=0.5)
+
+
+def test_blended_weights_lie_between_the_start_and_the_tuned_ones():
+    torch.manual_seed(0)
+    start, tuned = CropNet(8), CropNet(8)
+    tuned.enc1[0][1].num_batches_tracked += 7
+    a, b = start.state_dict(), {k: v.clone() for k, v in tuned.state_dict().items()}
+    out = blended(start, tuned, 0.25).state_dict()
+    for k in out:
+        expected = a[k] + 0.25 * (b[k] - a[k]) if out[k].is_floating_point() else b[k]
+        assert torch.allclose(out[k], expected), k
+    assert int(out["enc1.0.1.num_batches_tracked"]) == 7
 
 
 def test_crop_width_widens_the_cropnet_it_fine_tunes(tiny_registry):
