@@ -162,6 +162,12 @@ def trainable(masks: np.ndarray, k: int, visible: float) -> bool:
     return visible >= MIN_TRAIN_VISIBLE and int((masks == k + 1).sum()) >= MIN_TRAIN_PIXELS
 
 
+def negative_pixels(masks: np.ndarray, depth_m: np.ndarray) -> np.ndarray:
+    """(N, 2) row, column of the pixels a negative crop may centre on: table and distractors (no
+    catalogue object) with a depth reading. scene_crops cuts one negative where there is any."""
+    return np.argwhere((masks == 0) & (depth_m > 0))
+
+
 def scene_crops(frame, masks: np.ndarray, objects: list[tuple], rng: np.random.Generator) -> list[dict]:
     """Crops of one frame: one per sufficiently visible object, plus one negative.
 
@@ -180,8 +186,7 @@ def scene_crops(frame, masks: np.ndarray, objects: list[tuple], rng: np.random.G
         w = window_for(centre, c[2], side_m * CACHE_MARGIN, intr, CACHE_PX)
         rgb, depth, mask = w.cut(frame.rgb, frame.depth_m, (masks == k + 1).astype(np.uint8))
         out.append(_record(rgb, depth, mask, w, k_arr, CLASS_NAMES.index(name) + 1, R, t, c[2], side_m))
-    # Negatives: table and distractors (pixels that belong to no catalogue object), one per frame.
-    free = np.argwhere((masks == 0) & (frame.depth_m > 0))
+    free = negative_pixels(masks, frame.depth_m)
     if len(free):
         y, x = free[rng.integers(len(free))]
         z = float(frame.depth_m[y, x])

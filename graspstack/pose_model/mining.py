@@ -24,6 +24,7 @@ from graspstack.pose_model.crops import (
     CACHE_PX,
     CropArrays,
     load_crops,
+    negative_pixels,
     per_scene_cache,
     scene_objects,
     trainable,
@@ -47,19 +48,20 @@ def hard_objects(scene: Scene, answers: list) -> set[int]:
     return {r.gt_index for r in match_scene(scene.ground_truth(), answers).records if not r.within_spec}
 
 
-def crop_marks(scene: Scene, hard: set[int]) -> list[bool]:
-    """Per training crop of the scene (scene_crops' order), whether it is of a hard object."""
+def crop_marks(scene: Scene, depth_m: np.ndarray, hard: set[int]) -> list[bool]:
+    """Per training crop of the scene (scene_crops' order), whether it is of a hard object. depth_m:
+    the scene's frame's depth (where its negative crop may go)."""
     masks = scene.masks()
     kept = [k for k, (_, _, _, visible) in enumerate(scene_objects(scene)) if trainable(masks, k, visible)]
-    marks = [k in hard for k in kept]
-    has_negative = bool(((masks == 0) & (scene.frame().depth_m > 0)).any())
-    return marks + [False] * has_negative
+    has_negative = len(negative_pixels(masks, depth_m)) > 0
+    return [k in hard for k in kept] + [False] * has_negative
 
 
 def _scene_marks(path: Path, version: str) -> list[dict]:
     scene = Scene(path)
-    answers = _predictor(version).predict(scene.frame())
-    return [{"hard": np.bool_(m)} for m in crop_marks(scene, hard_objects(scene, answers))]
+    frame = scene.frame()
+    answers = _predictor(version).predict(frame)
+    return [{"hard": np.bool_(m)} for m in crop_marks(scene, frame.depth_m, hard_objects(scene, answers))]
 
 
 def load_mined_crops(root: str | Path, version: str, workers: int = 2) -> tuple[CropArrays, np.ndarray]:

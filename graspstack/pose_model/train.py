@@ -189,14 +189,14 @@ def train_crop_stage(
     them kept (crop_train.blended)."""
     if blend is not None and not init_from:
         raise ValueError("--crop-blend needs --crop-from: the weights the fine-tuned ones are averaged with")
-    sampler, mined = None, {}
+    sampler, recipe = None, {}
     if mine:
         parts = [load_mined_crops(r, mine) for r in train_dirs]
         data, n_hard = hard_first(concat_crops([c for c, _ in parts]), np.concatenate([h for _, h in parts]))
         if not n_hard:
             raise ValueError(f"--crop-mine {mine}: that version gets every training object within spec")
         sampler = mixed_sampler(n_hard, len(data), mine_share)
-        mined = {"mined_by": mine, "hard_crops": n_hard, "hard_share": mine_share}
+        recipe = {"mined_by": mine, "hard_crops": n_hard, "hard_share": mine_share}
     else:
         data = concat_crops([load_crops(r) for r in train_dirs])
     checkpoint = Path(tempfile.gettempdir()) / f"graspstack-crops-{version}.safetensors"
@@ -217,9 +217,9 @@ def train_crop_stage(
     )
     if start is not None:
         net = blended(start, net, blend)
-        mined["blend"] = f"{blend} of the fine-tuned weights, {1 - blend:.2g} of {init_from}'s"
+        recipe["blend"] = f"{blend} of the fine-tuned weights, {1 - blend:.2g} of {init_from}'s"
     save_crop_network(version, net.eval())
-    training = {k: v for k, v in info.items() if k != "loss_history"} | {"crops": len(data)} | mined
+    training = {k: v for k, v in info.items() if k != "loss_history"} | {"crops": len(data)} | recipe
     if init_from:
         training["init"] = f"{init_from}'s CropNet" + (f", widened to {width}" if width > from_width else "")
     return {

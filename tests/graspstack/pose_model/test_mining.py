@@ -50,9 +50,10 @@ def test_marks_follow_the_crop_cache_order(hard_folder):
     scene = _scenes(hard_folder)[0]
     objects = scene_objects(scene)
     rng = np.random.default_rng(zlib.crc32(str(scene.path).encode()))
-    crops = stack_crops(scene_crops(scene.frame(), scene.masks(), objects, rng))
+    frame = scene.frame()
+    crops = stack_crops(scene_crops(frame, scene.masks(), objects, rng))
     for k in range(len(objects)):
-        marks = np.array(crop_marks(scene, {k}))
+        marks = np.array(crop_marks(scene, frame.depth_m, {k}))
         assert len(marks) == len(crops)
         # a crop is marked exactly when it is object k's (its ground-truth position is k's)
         is_k = np.linalg.norm(crops.pos - objects[k][2], axis=1) < 1e-5
@@ -67,7 +68,8 @@ def test_mined_cache_marks_what_the_version_gets_wrong(hard_folder):
     predictor = ModelPredictor("v4", threads=1)
     expected = []
     for scene in _scenes(hard_folder):
-        expected += crop_marks(scene, hard_objects(scene, predictor.predict(scene.frame())))
+        frame = scene.frame()
+        expected += crop_marks(scene, frame.depth_m, hard_objects(scene, predictor.predict(frame)))
     assert np.array_equal(hard, expected)
 
 
