@@ -41,7 +41,7 @@ def kabsch(X: np.ndarray, P: np.ndarray, w: np.ndarray | None = None) -> tuple[n
     return R, t
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _inlier_counts(X, P, R, t, threshold_m: float) -> np.ndarray:
     """Per hypothesis (R (H, 3, 3), t (H, 3)), how many pairs |R X + t - P| < threshold_m: one compiled
     pass instead of an (H, N, 3) array of residuals."""

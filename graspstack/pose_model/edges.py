@@ -102,7 +102,7 @@ def hull_outline(P: np.ndarray, uv: np.ndarray, step_px: float = 1.0) -> tuple[n
     return a3[edge] + frac * d3[edge], n[edge]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def gradient_across(gx, gy, u, v, nx, ny):
     """The colour gradient's component along image direction (nx, ny) at window point (u, v), per
     channel, root of the sum of squares; bilinear between the four pixels around it (u, v must be
@@ -122,7 +122,7 @@ def gradient_across(gx, gy, u, v, nx, ny):
     return np.sqrt(sq)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def outline_strengths(P, R, t, intr, gx, gy, origin, normals, keep):
     """An outline's strength at C camera poses (R (C, 3, 3), t (C, 3)) of its object-frame points P
     (K, 3), those with keep: the mean over them of the colour gradient across the outline

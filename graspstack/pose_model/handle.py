@@ -32,6 +32,7 @@ from graspstack.pose_model.crops import (
     window_for,
 )
 from graspstack.pose_model.network import eighth_body
+from graspstack.pose_model.object_map import Dispatch, here
 
 HANDLE_PX = 64
 HANDLE_MM = 160.0  # the body (88 mm) and the handle (to 81 mm off the axis) with some margin: 2.5 mm a px
@@ -111,8 +112,14 @@ def mug_window(centre_px: np.ndarray, z_m: float, intr: Intrinsics) -> CropWindo
 class Handle:
     """The trained net; `measure` reads one mug pose's handle off its frame."""
 
-    def __init__(self, net: HandleNet) -> None:
+    def __init__(self, net: HandleNet, dispatch: Dispatch | None = None) -> None:
+        """dispatch: where the forward pass runs (object_map.ObjectMap.on_caller; default: here)."""
         self.net = net.eval()
+        self._forward = (dispatch or here)(self._infer)
+
+    def _infer(self, x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.net(torch.from_numpy(x)).numpy()
 
     def measure(
         self, rgb: np.ndarray, depth_m: np.ndarray, intr: Intrinsics, T_cam_obj: np.ndarray
@@ -127,8 +134,7 @@ class Handle:
         w = mug_window(centre, z, intr)
         rgb_w, depth_w = w.cut(rgb, np.asarray(depth_m, np.float32))
         x = handle_crop(rgb_w, depth_w, w, centre, axis, z, intr.fx)
-        with torch.inference_mode():
-            c, s = self.net(torch.from_numpy(x[None])).numpy()[0]
+        c, s = self._forward(x[None])[0]
         seen = math.degrees(math.atan2(float(s), float(c)))
         turn = (seen - azimuth + 180.0) % 360.0 - 180.0
         return turn, float(math.hypot(c, s))

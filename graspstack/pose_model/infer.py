@@ -32,6 +32,7 @@ from graspstack.pose_model.edges_free import align_free_to_edges, compile_kernel
 from graspstack.pose_model.geometry import bbox_centre_obj, ray_rotation
 from graspstack.pose_model.handle import Handle
 from graspstack.pose_model.network import INPUT_HW, make_input, split_outputs
+from graspstack.pose_model.object_map import ObjectMap
 from graspstack.pose_model.refine import SNAP_MARGIN, Refined, refine_pose
 from graspstack.pose_model.registry import (
     _root,
@@ -41,6 +42,7 @@ from graspstack.pose_model.registry import (
     load_network,
 )
 from graspstack.pose_model.wayround import WayRound, WayRoundLook, image_angle_deg
+from graspstack.predictors.scripted import duplicates
 from graspstack.predictors.scripted.duplicates import suppress_duplicates
 from graspstack.predictors.scripted.fit import model_cloud
 from graspstack.predictors.scripted.priors import load_priors
@@ -202,8 +204,12 @@ class ModelPredictor:
         root: str | None = None,
         threads: int = 2,
         net: torch.nn.Module | None = None,
+        object_workers: int | None = None,
     ) -> None:
-        """Loads `version` from the registry (default: the active one), or uses `net` as given."""
+        """Loads `version` from the registry (default: the active one), or uses `net` as given.
+        threads: torch's threads for the frame's forward passes; object_workers (default: threads):
+        threads for the per-object refinements (object_map.py; 1: in the calling thread)."""
+        self.objects = ObjectMap(threads if object_workers is None else object_workers)
         if net is None:
             net, self.version = load_network(version, root)
             crop_net = load_crop_network(self.version, root)
@@ -212,8 +218,12 @@ class ModelPredictor:
         else:
             self.version = version or "unregistered"
             crop_net = wayround_net = handle_net = None
-        self.way_round = WayRound(fold_batchnorm(wayround_net)) if wayround_net is not None else None
-        self.handle = Handle(fold_batchnorm(handle_net)) if handle_net is not None else None
+        # Their forward passes run on the thread that called predict, not on the refinement's workers.
+        on_caller = self.objects.on_caller
+        self.way_round = (
+            WayRound(fold_batchnorm(wayround_net), on_caller) if wayround_net is not None else None
+        )
+        self.handle = Handle(fold_batchnorm(handle_net), on_caller) if handle_net is not None else None
         self.calibration = Calibration.load(_root(root) / self.version) if crop_net is not None else None
         # Only a calibrated probability is a fair reason to withhold an answer.
         self.min_confidence = MIN_CONFIDENCE_TWO_STAGE if self.calibration is not None else 0.0
@@ -228,6 +238,7 @@ class ModelPredictor:
         self.resting = load_priors().resting
         for name in CATALOGUE:  # build the per-class lookup grids now, not inside the first request
             model_cloud(name)
+        duplicates.prepare(CATALOGUE)
         compile_kernel()  # the leaning objects' outline search: few frames exercise it
         self.threads = threads
         self.fallback_score: float | None = FALLBACK_SCORE
@@ -337,7 +348,8 @@ class ModelPredictor:
             self._add_crop_timings(timings)
             results += self._recentred(frame, third, plane.depth_sigma, timings)
         t1 = time.perf_counter()
-        poses = [p for r in results if (p := self._polish(r, plane, depth, frame)) is not None]
+        polished = self.objects.map(lambda r: self._polish(r, plane, depth, frame), results)
+        poses = [p for p in polished if p is not None]
         timings["refine"] = (time.perf_counter() - t1) * 1e3
         return poses
 

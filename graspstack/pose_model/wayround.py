@@ -18,6 +18,7 @@ pose model turns them back by it (infer.STUD_AXIS_TURN_MAX_DEG).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -35,6 +36,7 @@ from graspstack.pose_model.crops import (
 )
 from graspstack.pose_model.geometry import bbox_centre_obj
 from graspstack.pose_model.network import eighth_body
+from graspstack.pose_model.object_map import Dispatch, here
 
 WAY_PX = 40
 WAY_MM = 50.0  # 1.25 mm a crop pixel: a stud (10 mm across on this scaled brick) spans 8
@@ -90,11 +92,17 @@ def lego_window(centre_px: np.ndarray, z_m: float, intr: Intrinsics) -> CropWind
 class WayRound:
     """The trained net; `look` applies it to one frame."""
 
-    def __init__(self, net: WayRoundNet) -> None:
+    def __init__(self, net: WayRoundNet, dispatch: Dispatch | None = None) -> None:
+        """dispatch: where the forward pass runs (object_map.ObjectMap.on_caller; default: here)."""
         self.net = net.eval()
+        self._forward = (dispatch or here)(self._infer)
+
+    def _infer(self, x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.net(torch.from_numpy(x)).numpy()
 
     def look(self, rgb: np.ndarray, depth_m: np.ndarray, intr: Intrinsics) -> WayRoundLook:
-        return WayRoundLook(self.net, rgb, depth_m, intr)
+        return WayRoundLook(self._forward, rgb, depth_m, intr)
 
 
 class WayRoundLook:
@@ -102,8 +110,15 @@ class WayRoundLook:
     and the stud axis's offset. Each pose's outputs are kept, so the pose the choice kept is not cut
     and run through the net again when its stud axis is measured (one per side-lying lego)."""
 
-    def __init__(self, net: WayRoundNet, rgb: np.ndarray, depth_m: np.ndarray, intr: Intrinsics) -> None:
-        self.net, self.rgb, self.intr = net, rgb, intr
+    def __init__(
+        self,
+        forward: Callable[[np.ndarray], np.ndarray],
+        rgb: np.ndarray,
+        depth_m: np.ndarray,
+        intr: Intrinsics,
+    ) -> None:
+        """forward: the net's (B, C, H, W) crops -> (B, 2) outputs."""
+        self.forward, self.rgb, self.intr = forward, rgb, intr
         self.depth_m = np.asarray(depth_m, np.float32)
         self._outputs: dict[bytes, np.ndarray | None] = {}
 
@@ -127,8 +142,7 @@ class WayRoundLook:
         shown = [key for key, crop in crops.items() if crop is not None]
         self._outputs.update(dict.fromkeys(crops.keys() - set(shown)))
         if shown:
-            with torch.inference_mode():
-                out = self.net(torch.from_numpy(np.stack([crops[key] for key in shown]))).numpy()
+            out = self.forward(np.stack([crops[key] for key in shown]))
             self._outputs.update(zip(shown, out, strict=True))
         return [self._outputs[T.tobytes()] for T in poses]
 

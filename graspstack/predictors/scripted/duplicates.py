@@ -71,6 +71,13 @@ def _bounding_sphere(class_name: str) -> tuple[np.ndarray, float]:
     return cloud.centre, float(np.linalg.norm(cloud.dense - cloud.centre, axis=1).max())
 
 
+def prepare(class_names) -> None:
+    """Build the per-class tables now: a duck's hull grid takes ~60 ms, which a service would
+    otherwise spend inside the first request that holds two ducks near each other."""
+    for name in class_names:
+        _hull_grid(name), _surface_samples(name), _bounding_sphere(name)
+
+
 def share_inside(p: ObjectPose, q: ObjectPose) -> float:
     """Share of p's surface samples (at p's pose) inside q's convex hull (at q's pose)."""
     R_p, R_q = quat_to_matrix(p.quaternion_xyzw), quat_to_matrix(q.quaternion_xyzw)

@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _nearest_sample(p0, p1, p2, origin, inv_voxel, nearest, dense, far):
     """(distance, index) of the model sample nearest an object-frame point, via the voxel grid; points
     outside the grid are `far` away and get index 0."""
@@ -28,7 +28,7 @@ def _nearest_sample(p0, p1, p2, origin, inv_voxel, nearest, dense, far):
     return far, 0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _to_object(Q, n, R, t, h):
     """Observed point n of Q (table frame) in the object frame of pose h: R^T (q - t)."""
     q0, q1, q2 = Q[n, 0] - t[h, 0], Q[n, 1] - t[h, 1], Q[n, 2] - t[h, 2]
@@ -38,7 +38,7 @@ def _to_object(Q, n, R, t, h):
     return p0, p1, p2
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def transform_point(R, t, h, x, y, z):
     """Object-frame point (x, y, z) in the frame pose h is given in: R x + t (the table frame in the
     fit; the inverse of _to_object). RANSAC's inlier count uses it too."""
@@ -48,7 +48,7 @@ def transform_point(R, t, h, x, y, z):
     return a0, a1, a2
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def score_poses(Q, R, t, origin, inv_voxel, nearest, dense, sparse, T_ct, depth, intr, tol, far):
     """Per pose (R (H, 3, 3), t (H, 3), table frame): (surface term + 2 x free-space share, inlier
     ratio, free-space share) for observed points Q (N, 3, table frame). intr = (fx, fy, cx, cy)."""
@@ -79,7 +79,7 @@ def score_poses(Q, R, t, origin, inv_voxel, nearest, dense, sparse, T_ct, depth,
     return score, inliers, violation
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def matched_pairs(Q, R, t, origin, inv_voxel, nearest, dense, trim, far):
     """One ICP step's statistics per pose: observed points Q (N, 3) paired with their nearest model
     samples (in the table frame), pairs farther than trim left out. Returns (weight sum (H,), model
@@ -114,7 +114,7 @@ def matched_pairs(Q, R, t, origin, inv_voxel, nearest, dense, trim, far):
     return wsum, a_bar, b_bar, M
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _kabsch_step(M, a_bar, b_bar, R, t):
     """One ICP update of pose (R (3, 3), t (3,)) from its pairs' statistics: the rotation taking the
     model points onto the observed ones (SVD of the cross-covariance M, reflection removed), applied
@@ -126,7 +126,7 @@ def _kabsch_step(M, a_bar, b_bar, R, t):
     return Rd @ R, Rd @ (t - a_bar) + b_bar
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def free_icp(Q, R, t, origin, inv_voxel, nearest, dense, hull, iters, trim, touch_table, far):
     """Point-to-point ICP (Kabsch) of poses R (H, 3, 3), t (H, 3) onto observed points Q, `iters`
     steps with pairs farther than `trim` left out; with touch_table the lowest hull vertex is put back
@@ -145,7 +145,7 @@ def free_icp(Q, R, t, origin, inv_voxel, nearest, dense, hull, iters, trim, touc
     return R, t
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def planar_icp(Q, R, t, origin, inv_voxel, nearest, dense, iters, trim_first, trim_last, rotate, far):
     """ICP of poses R (H, 3, 3), t (H, 3) that turns them about the table normal and moves them along
     the table only (2D Procrustes on the pairs' table-plane coordinates); the height stays. The trim
@@ -168,7 +168,7 @@ def planar_icp(Q, R, t, origin, inv_voxel, nearest, dense, iters, trim_first, tr
     return R, t
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pattern_search(
     Q,
     R,
