@@ -88,8 +88,9 @@ def resolve_version(version: str) -> str:
     return active_version()
 
 
-def load_version(version: str, threads: int = 2) -> Predictor:
-    return load_predictor(version if version in BASELINES else f"model:{version}", threads=threads)
+def load_version(version: str, threads: int = 2, object_workers: int | None = None) -> Predictor:
+    spec = version if version in BASELINES else f"model:{version}"
+    return load_predictor(spec, threads=threads, object_workers=object_workers)
 
 
 def _shadow_client(target: str, timeout_s: float):
@@ -120,7 +121,9 @@ def build(settings: PoseSettings | None = None) -> tuple[ServiceSpec, PoseSettin
     settings = settings or PoseSettings()
     version = resolve_version(settings.model)
     estimator = PoseEstimator(
-        functools.partial(load_version, threads=settings.torch_threads),
+        functools.partial(
+            load_version, threads=settings.torch_threads, object_workers=settings.object_workers
+        ),
         version,
         service="pose",
         stage=settings.stage,

@@ -72,6 +72,12 @@ class PoseSettings(ServerSettings, RedisSettingsMixin):
     # compute mean 47-50 ms with 1 thread, 110-130 ms and 58-64 ms with 2. Raise it on a host
     # whose cores the pose service has to itself.
     torch_threads: int = Field(default=1, ge=1, le=64, description="torch intra-op threads for the model")
+    # The objects' depth refinements are independent of each other (pose_model/object_map.py): a
+    # second thread waits on no barrier, unlike a two-thread convolution. On 2 cores to itself it cut
+    # the hard frames' p99 by 15% (make bench-revisions); shared with the shadow and the other
+    # services (make capacity, 1 and 2 robots, two runs each) it changed nothing: compute mean 48 /
+    # 55 ms a frame with 2 workers, 48 / 58 ms with 1.
+    object_workers: int = Field(default=2, ge=1, le=64, description="threads refining a frame's objects")
     shadow_target: str = Field(default="127.0.0.1:50054", description="host:port of the shadow; empty = off")
     shadow_queue: int = Field(default=32, ge=1, description="mirrored frames waiting; more are dropped")
     shadow_timeout_s: float = Field(default=10.0, gt=0)

@@ -16,10 +16,11 @@ class Predictor(Protocol):
     def predict(self, frame: Frame) -> list[ObjectPose]: ...
 
 
-def load_predictor(spec: str, threads: int = 2) -> Predictor:
+def load_predictor(spec: str, threads: int = 2, object_workers: int | None = None) -> Predictor:
     """Build a predictor from its name: `mean`, `scripted`, `model[:VERSION]` (default: the active one).
 
-    `threads`: torch's intra-op threads for a model's networks."""
+    `threads`: torch's intra-op threads for a model's networks; `object_workers` (default: threads):
+    threads for a model's per-object refinements."""
     name, _, arg = spec.partition(":")
     if name == "mean":
         from graspstack.predictors.mean import MeanPosePredictor
@@ -32,5 +33,5 @@ def load_predictor(spec: str, threads: int = 2) -> Predictor:
     if name == "model":
         from graspstack.pose_model.infer import ModelPredictor
 
-        return ModelPredictor(arg or None, threads=threads)
+        return ModelPredictor(arg or None, threads=threads, object_workers=object_workers)
     raise ValueError(f"unknown predictor {spec!r}: expected one of mean, scripted, model[:VERSION]")
