@@ -105,7 +105,7 @@ def _load(target: str, requests: list, clients: int, per_client: int) -> dict:
     }
 
 
-def bench_served(spec: str, raws: list, clients=(1, 4, 16), per_client_total: int = 48) -> list[dict]:
+def bench_served(spec: str, raws: list, clients=(1, 4, 16), per_client_total: int = 100) -> list[dict]:
     from graspstack.v1 import pose_pb2
     from services.convert import raw_frame_to_proto
 
