@@ -9,7 +9,8 @@ operations. The Python between them does not, which is why two workers give less
 Torch stays on the thread that called `map`: a forward pass a worker needs (the handle and
 way-round nets inside a refinement) is handed to that thread, which runs it between waiting for
 results. Torch run on the workers themselves, even on one thread each, left the frame's own
-forward passes (detector, CropNet) 25-40% slower for the rest of the process.
+forward passes (detector, CropNet) 30-50% slower for the rest of the process (crops stage
+22 -> 29-36 ms a hard frame in five runs).
 
 Results come back in the order of the items, and each item's work is the same as run alone (seeded
 per item, no shared mutable state), so answers do not depend on the number of workers.
