@@ -52,25 +52,29 @@ def held_out_frames(scenes: int) -> dict[str, list]:
     return frames
 
 
-def bench_model_stages(frames: list) -> dict | None:
-    """The model's per-stage split (detection, proposals, crops + CropNet, RANSAC fit, refinement)."""
+def bench_model_stages(frames: dict[str, list]) -> dict[str, dict] | None:
+    """The model's per-stage split (detection, proposals, crops + CropNet, RANSAC fit, refinement),
+    per slice of `frames`."""
     try:
         from graspstack.pose_model.infer import ModelPredictor
     except ImportError:
         return None
     predictor = ModelPredictor(None)
-    predictor.predict(frames[0])
-    rows = []
-    for f in frames:
-        predictor.predict(f)
-        rows.append(dict(predictor.last_timings_ms))
-    out = {"model": predictor.version, "frames": len(frames), "stages_ms": {}}
-    for stage in rows[0]:
-        out["stages_ms"][stage] = percentiles([r[stage] for r in rows])
-    total = out["stages_ms"]["total"]["mean"]
-    out["share_of_mean"] = {
-        k: round(v["mean"] / total, 3) for k, v in out["stages_ms"].items() if k != "total"
-    }
+    out = {}
+    for slice_name, fs in frames.items():
+        predictor.predict(fs[0])
+        rows = []
+        for f in fs:
+            predictor.predict(f)
+            rows.append(dict(predictor.last_timings_ms))
+        split = {"model": predictor.version, "frames": len(fs), "stages_ms": {}}
+        for stage in rows[0]:
+            split["stages_ms"][stage] = percentiles([r[stage] for r in rows])
+        total = split["stages_ms"]["total"]["mean"]
+        split["share_of_mean"] = {
+            k: round(v["mean"] / total, 3) for k, v in split["stages_ms"].items() if k != "total"
+        }
+        out[slice_name] = split
     return out
 
 
@@ -172,10 +176,10 @@ def main() -> None:
         f"{platform.python_version()}",
         "render": bench_render(args.render_scenes, sorted({1, cores})),
         "predictors": bench_predictors(args.predictors.split(","), frames),
-        "model_stages": bench_model_stages(frames["nominal"]),
-        # Hard frames hold more objects and get the second and third looks: the split differs.
-        "model_stages_hard": bench_model_stages(frames["hard"]),
     }
+    # Hard frames hold more objects and get the second and third looks: the split differs.
+    stages = bench_model_stages(frames) or {}
+    result["model_stages"], result["model_stages_hard"] = stages.get("nominal"), stages.get("hard")
     if not args.skip_serving and result["model_stages"]:
         from benchmarks.serving import bench_raw, bench_served
         from graspstack.ingest.validate import encode_frame

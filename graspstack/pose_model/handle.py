@@ -31,7 +31,7 @@ from graspstack.pose_model.crops import (
     turned_crop,
     window_for,
 )
-from graspstack.pose_model.network import eighth_body
+from graspstack.pose_model.network import eighth_body, numpy_forward
 from graspstack.pose_model.object_map import Dispatch, here
 
 HANDLE_PX = 64
@@ -115,11 +115,7 @@ class Handle:
     def __init__(self, net: HandleNet, dispatch: Dispatch | None = None) -> None:
         """dispatch: where the forward pass runs (object_map.ObjectMap.on_caller; default: here)."""
         self.net = net.eval()
-        self._forward = (dispatch or here)(self._infer)
-
-    def _infer(self, x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return self.net(torch.from_numpy(x)).numpy()
+        self._forward = (dispatch or here)(numpy_forward(self.net))
 
     def measure(
         self, rgb: np.ndarray, depth_m: np.ndarray, intr: Intrinsics, T_cam_obj: np.ndarray

@@ -42,8 +42,7 @@ from graspstack.pose_model.registry import (
     load_network,
 )
 from graspstack.pose_model.wayround import WayRound, WayRoundLook, image_angle_deg
-from graspstack.predictors.scripted import duplicates
-from graspstack.predictors.scripted.duplicates import suppress_duplicates
+from graspstack.predictors.scripted.duplicates import prepare_tables, suppress_duplicates
 from graspstack.predictors.scripted.fit import model_cloud
 from graspstack.predictors.scripted.priors import load_priors
 from graspstack.predictors.scripted.segment import object_mask
@@ -238,7 +237,7 @@ class ModelPredictor:
         self.resting = load_priors().resting
         for name in CATALOGUE:  # build the per-class lookup grids now, not inside the first request
             model_cloud(name)
-        duplicates.prepare(CATALOGUE)
+        prepare_tables(CATALOGUE)  # the duplicate test's, likewise
         compile_kernel()  # the leaning objects' outline search: few frames exercise it
         self.threads = threads
         self.fallback_score: float | None = FALLBACK_SCORE

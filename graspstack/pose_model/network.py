@@ -13,6 +13,8 @@ based refinement in refine.py turns its coarse poses into millimetre ones.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -49,6 +51,18 @@ def eighth_body(cin: int, w: int, last_conv: bool = False) -> nn.Sequential:
         conv_bn(2 * w, 2 * w, 2),
     ]
     return nn.Sequential(*layers, *([conv_bn(2 * w, 2 * w)] if last_conv else []))
+
+
+def numpy_forward(net: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+    """net as a function of a numpy batch, run without autograd, answering numpy: how the small
+    per-object nets are called (handle.py, wayround.py), so a dispatcher can carry the call to
+    another thread (object_map.ObjectMap.on_caller; inference mode is per thread, so it goes along)."""
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return net(torch.from_numpy(x)).numpy()
+
+    return forward
 
 
 def sep_bn(cin: int, cout: int) -> nn.Sequential:

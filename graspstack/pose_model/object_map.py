@@ -39,11 +39,10 @@ def here(fn: Callable[..., R]) -> Callable[..., R]:
 class ObjectMap:
     """map(fn, items) over `workers` threads (in the calling thread when workers <= 1 or there is at
     most one item); on_caller(fn) for what must run on the thread that called map. One per
-    predictor; concurrent requests may share it (their maps queue)."""
+    predictor; concurrent requests may share it (their maps queue). Its idle threads end with it."""
 
     def __init__(self, workers: int) -> None:
-        self.workers = max(int(workers), 1)
-        self._pool = ThreadPoolExecutor(self.workers, "object-map") if self.workers > 1 else None
+        self._pool = ThreadPoolExecutor(workers, "object-map") if workers > 1 else None
         self._local = threading.local()  # on a worker: the queue of its map's calling thread
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -82,10 +81,6 @@ class ObjectMap:
             return answer.result()
 
         return call
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
 
 
 def _resolve(call: Callable, args: tuple, answer: Future) -> None:

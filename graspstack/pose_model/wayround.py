@@ -35,7 +35,7 @@ from graspstack.pose_model.crops import (
     window_for,
 )
 from graspstack.pose_model.geometry import bbox_centre_obj
-from graspstack.pose_model.network import eighth_body
+from graspstack.pose_model.network import eighth_body, numpy_forward
 from graspstack.pose_model.object_map import Dispatch, here
 
 WAY_PX = 40
@@ -95,11 +95,7 @@ class WayRound:
     def __init__(self, net: WayRoundNet, dispatch: Dispatch | None = None) -> None:
         """dispatch: where the forward pass runs (object_map.ObjectMap.on_caller; default: here)."""
         self.net = net.eval()
-        self._forward = (dispatch or here)(self._infer)
-
-    def _infer(self, x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return self.net(torch.from_numpy(x)).numpy()
+        self._forward = (dispatch or here)(numpy_forward(self.net))
 
     def look(self, rgb: np.ndarray, depth_m: np.ndarray, intr: Intrinsics) -> WayRoundLook:
         return WayRoundLook(self._forward, rgb, depth_m, intr)

@@ -71,7 +71,7 @@ def _bounding_sphere(class_name: str) -> tuple[np.ndarray, float]:
     return cloud.centre, float(np.linalg.norm(cloud.dense - cloud.centre, axis=1).max())
 
 
-def prepare(class_names) -> None:
+def prepare_tables(class_names) -> None:
     """Build the per-class tables now: a duck's hull grid takes ~60 ms, which a service would
     otherwise spend inside the first request that holds two ducks near each other."""
     for name in class_names:

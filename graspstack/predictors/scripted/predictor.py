@@ -7,7 +7,7 @@ import numpy as np
 from graspstack.catalogue import CATALOGUE
 from graspstack.frames import Frame, ObjectPose
 from graspstack.geometry import matrix_to_quat
-from graspstack.predictors.scripted.duplicates import prepare, suppress_duplicates
+from graspstack.predictors.scripted.duplicates import prepare_tables, suppress_duplicates
 from graspstack.predictors.scripted.fit import fit_segment
 from graspstack.predictors.scripted.priors import Priors, load_priors
 from graspstack.predictors.scripted.segment import segment_objects
@@ -21,7 +21,7 @@ class ScriptedPredictor:
 
     def __init__(self, priors: Priors | None = None) -> None:
         self.priors = priors or load_priors()
-        prepare(CATALOGUE)  # per-class tables (and model clouds) now, not inside the first frames
+        prepare_tables(CATALOGUE)  # per-class tables (and model clouds) now, not inside the first frames
 
     def predict(self, frame: Frame) -> list[ObjectPose]:
         intr = frame.intrinsics

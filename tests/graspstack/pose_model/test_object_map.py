@@ -24,7 +24,6 @@ def test_results_follow_the_items_order_whatever_finishes_first():
         return i * 10
 
     assert objects.map(work, [0, 1, 2, 3]) == [0, 10, 20, 30]
-    objects.close()
 
 
 def test_work_runs_on_the_workers_and_on_caller_functions_on_the_calling_thread():
@@ -39,7 +38,6 @@ def test_work_runs_on_the_workers_and_on_caller_functions_on_the_calling_thread(
     assert all(worker != caller for worker, _ in seen)
     assert all(forward == caller for _, forward in seen)
     assert where_run() == caller  # called outside a map: runs where it is called
-    objects.close()
 
 
 def test_one_worker_or_one_item_runs_in_the_calling_thread():
@@ -60,7 +58,6 @@ def test_errors_reach_the_caller_from_the_work_and_from_a_dispatched_call():
     with pytest.raises(ZeroDivisionError):
         objects.map(lambda i: 1 // (i - 2), range(4))
     assert objects.map(lambda i: i + 1, range(3)) == [1, 2, 3]  # still serves after a failure
-    objects.close()
 
 
 def test_the_model_answers_the_same_with_one_or_two_object_workers(hard_scenes):
