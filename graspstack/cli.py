@@ -163,7 +163,7 @@ def _cmd_fit_mean(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from graspstack.pose_model.train import run_training
+    from graspstack.pose_model.train import FRAME_NET_TRAINERS, run_training
 
     card = run_training(
         args.data,
@@ -184,7 +184,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         crop_mine_share=args.crop_mine_share,
         crop_blend=args.crop_blend,
     )
-    if args.stage in ("wayround", "handle"):  # the version's validation is as it was: this adds one net
+    if args.stage in FRAME_NET_TRAINERS:  # the version's validation is as it was: this adds one net
         print(json.dumps({"version": card["version"], args.stage: card[args.stage]}))
     else:
         print(
@@ -249,10 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--crop-minutes", type=float, default=35.0, help="time budget of the second stage")
     tr.add_argument(
         "--stage",
-        choices=("all", "crops", "detector", "wayround", "handle"),
+        choices=("all", "crops", "detector", "wayround", "handle", "studs"),
         default="all",
         help="crops: a new second stage only; detector: fine-tune --base's detector, keep its CropNet; "
-        "wayround / handle: add the lego way-round net / the mug handle net to --base (for --minutes)",
+        "wayround / handle / studs: add the lego way-round net / the mug handle net / the lego studs net "
+        "to --base (for --minutes)",
     )
     tr.add_argument(
         "--base",

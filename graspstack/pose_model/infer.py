@@ -33,7 +33,7 @@ from graspstack.pose_model.geometry import bbox_centre_obj, ray_rotation
 from graspstack.pose_model.handle import Handle
 from graspstack.pose_model.network import INPUT_HW, make_input, split_outputs
 from graspstack.pose_model.object_map import ObjectMap
-from graspstack.pose_model.refine import SNAP_MARGIN, Refined, refine_pose
+from graspstack.pose_model.refine import SNAP_MARGIN, Refined, refine_pose, refit_with_axis
 from graspstack.pose_model.registry import (
     _root,
     fold_batchnorm,
@@ -41,6 +41,7 @@ from graspstack.pose_model.registry import (
     load_frame_network,
     load_network,
 )
+from graspstack.pose_model.studs import Studs
 from graspstack.pose_model.wayround import WayRound, WayRoundLook, image_angle_deg
 from graspstack.predictors.scripted.duplicates import prepare_tables, suppress_duplicates
 from graspstack.predictors.scripted.fit import model_cloud
@@ -123,6 +124,16 @@ STUD_AXIS_TURN_MAX_DEG = 15.0
 # its yaw and table position, which the depth cannot (-0.6 ms a mean nominal frame, up to -4 ms at
 # p99; validation and diagnostic scenes: +0.3 points hard, one diagnostic lego of 144 lost).
 SEARCH_UNPOLISHED = ("lego",)
+# Classes whose winning fit the version's studs net (studs.py) checks: where the net is at least
+# STUDS_MIN_SURENESS sure and disputes the fit's stud axis (_studs_disputed), the resting-pose search
+# runs again over the poses that agree with it (refine.refit_with_axis), and its fit replaces the
+# winner when it scores at most STUDS_MARGIN worse.
+STUDS_CHECKED = ("lego",)
+STUDS_MIN_SURENESS = 0.5
+STUDS_AGREE_COS = 0.5  # 60 deg: a face is 90 or 180 deg from another
+STUDS_MARGIN = 0.1
+# A fit whose stud axis is this level (|cos| with the table normal) and that rests lies on its side.
+STUDS_SIDE_COS = 0.3
 # Classes whose winning fit is swept about the model's z axis (refine._sweep_about_axis): a mug's
 # body is a cylinder, so only its handle tells the turn, and the fit stopped 7-30 deg off with the
 # handle in sight or in the wrong place (diagnostic nominal mugs 91% -> 94%, validation hard mugs 81%
@@ -214,15 +225,17 @@ class ModelPredictor:
             crop_net = load_crop_network(self.version, root)
             wayround_net = load_frame_network("wayround", self.version, root)
             handle_net = load_frame_network("handle", self.version, root)
+            studs_net = load_frame_network("studs", self.version, root)
         else:
             self.version = version or "unregistered"
-            crop_net = wayround_net = handle_net = None
+            crop_net = wayround_net = handle_net = studs_net = None
         # Their forward passes run on the thread that called predict, not on the refinement's workers.
         on_caller = self.objects.on_caller
         self.way_round = (
             WayRound(fold_batchnorm(wayround_net), on_caller) if wayround_net is not None else None
         )
         self.handle = Handle(fold_batchnorm(handle_net), on_caller) if handle_net is not None else None
+        self.studs = Studs(fold_batchnorm(studs_net), on_caller) if studs_net is not None else None
         self.calibration = Calibration.load(_root(root) / self.version) if crop_net is not None else None
         # Only a calibrated probability is a fair reason to withhold an answer.
         self.min_confidence = MIN_CONFIDENCE_TWO_STAGE if self.calibration is not None else 0.0
@@ -398,6 +411,8 @@ class ModelPredictor:
             axis_turn=self._handle_turn(frame) if r.class_name in HANDLE_TURNED else None,
             multi_start=r.class_name in MULTI_STARTED,
         )
+        if r.class_name in STUDS_CHECKED and self.studs is not None:
+            fit = self._studs_checked(fit, r, plane, depth, frame)
         if not _second_look_fit_holds(r, fit):
             return None
         T_final = fit.T_cam_obj
@@ -462,6 +477,31 @@ class ModelPredictor:
             float(np.clip(confidence, 0.0, 1.0)),
             extras,
         )
+
+    def _studs_checked(self, fit: Refined, r: CropResult, plane, depth: np.ndarray, frame: Frame) -> Refined:
+        """fit, or where the version's studs net is sure the studs point elsewhere, the best resting
+        pose whose studs point its way when the depth explains that nearly as well."""
+        seen = self.studs.measure(frame.rgb, frame.depth_m, frame.intrinsics, fit.T_cam_obj)
+        sureness = float(np.linalg.norm(seen))
+        if sureness < STUDS_MIN_SURENESS:
+            return fit
+        axis = seen / sureness
+        if not _studs_disputed(fit.T_cam_obj, axis, plane, self.resting[r.class_name]):
+            return fit
+        refit = refit_with_axis(
+            r.points,
+            r.class_name,
+            plane,
+            self.resting[r.class_name],
+            depth,
+            frame.intrinsics,
+            axis,
+            STUDS_AGREE_COS,
+            polish=r.class_name not in SEARCH_UNPOLISHED,
+        )
+        if refit is None or refit.score > fit.score + STUDS_MARGIN:
+            return fit
+        return refit
 
     def _handle_turn(self, frame: Frame):
         """The version's handle net on this frame (as sent, like the way-round net), or None."""
@@ -577,6 +617,20 @@ def _small_crops_answering(results: list[CropResult], small: list[Proposal]) -> 
     SMALL_CROP_MAY_ANSWER (a piece of a teddy or a mug, whose polish would find nothing)."""
     small_ids = {id(p) for p in small}
     return [r for r in results if r.class_name in SMALL_CROP_MAY_ANSWER or id(r.proposal) not in small_ids]
+
+
+def _studs_disputed(T_cam_obj: np.ndarray, axis: np.ndarray, plane, resting: list) -> bool:
+    """Whether the studs net's axis (unit, camera frame) disputes pose T's stud axis: it lies on
+    another line (a face a quarter round), or points the other way, except for a lego resting on its
+    side, whose way round the edge alignment and the way-round net choose after the fit."""
+    z = T_cam_obj[:3, 2]
+    cos = float(z @ axis)
+    if abs(cos) < STUDS_AGREE_COS:
+        return True
+    if cos >= 0.0:
+        return False
+    up = plane.frame(T_cam_obj[:3, 3])[:3, 2]
+    return not (abs(float(z @ up)) < STUDS_SIDE_COS and is_resting(T_cam_obj, resting, plane))
 
 
 def _second_look_class_holds(r: CropResult) -> bool:

@@ -3,7 +3,8 @@
 A version folder holds `weights.safetensors` (stage 1, PoseNet), `crop.safetensors` when the version
 has a second stage (CropNet), one file per frame net it has (nets that judge one pose hypothesis on
 the frame: `wayround.safetensors`, the lego way-round net of wayround.py; `handle.safetensors`, the
-mug handle net of handle.py), and `card.json` (what it was trained on, how long, how it scores).
+mug handle net of handle.py; `studs.safetensors`, the lego studs net of studs.py), and `card.json`
+(what it was trained on, how long, how it scores).
 The pose service and `graspstack eval --predictor model[:VERSION]` load by version, so a pilot can
 promote and roll back by rewriting one line.
 """
@@ -24,7 +25,12 @@ WEIGHTS_FILE = "weights.safetensors"
 CROP_WEIGHTS_FILE = "crop.safetensors"  # the second stage (CropNet); versions without it are one-stage
 WAYROUND_WEIGHTS_FILE = "wayround.safetensors"
 HANDLE_WEIGHTS_FILE = "handle.safetensors"
-FRAME_NET_FILES = {"wayround": WAYROUND_WEIGHTS_FILE, "handle": HANDLE_WEIGHTS_FILE}
+STUDS_WEIGHTS_FILE = "studs.safetensors"
+FRAME_NET_FILES = {
+    "wayround": WAYROUND_WEIGHTS_FILE,
+    "handle": HANDLE_WEIGHTS_FILE,
+    "studs": STUDS_WEIGHTS_FILE,
+}
 CARD_FILE = "card.json"
 ACTIVE_FILE = "ACTIVE"
 
@@ -101,9 +107,10 @@ def load_crop_network(version: str, root: str | Path | None = None):
 
 def _frame_net(kind: str) -> torch.nn.Module:
     from graspstack.pose_model.handle import HandleNet
+    from graspstack.pose_model.studs import StudsNet
     from graspstack.pose_model.wayround import WayRoundNet
 
-    return {"wayround": WayRoundNet, "handle": HandleNet}[kind]()
+    return {"wayround": WayRoundNet, "handle": HandleNet, "studs": StudsNet}[kind]()
 
 
 def load_frame_network(kind: str, version: str, root: str | Path | None = None):

@@ -4,7 +4,8 @@
 existing version's detector (which is copied into the new version, so each version is self-contained);
 `--stage detector --base VERSION` fine-tunes that version's detector and keeps its CropNet;
 `--stage wayround --base VERSION` trains the lego way-round net (wayround.py), `--stage handle
---base VERSION` the mug handle net (handle.py), and adds it to that version's folder (or to a copy of
+--base VERSION` the mug handle net (handle.py), `--stage studs --base VERSION` the lego studs net
+(studs.py), and adds it to that version's folder (or to a copy of
 it named --version), leaving its other weights as they are.
 
 The schedule is set by wall-clock time rather than epochs (cosine decay over the budget), so a run
@@ -242,6 +243,7 @@ def _copy_weights(base: str, version: str, file_name: str) -> None:
 FRAME_NET_TRAINERS = {
     "wayround": "graspstack.pose_model.wayround_train:train_wayround",
     "handle": "graspstack.pose_model.handle_train:train_handle",
+    "studs": "graspstack.pose_model.studs_train:train_studs",
 }
 
 

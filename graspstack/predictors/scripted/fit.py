@@ -227,12 +227,15 @@ def fit_segment(
     seed: int = 0,
     light: bool = False,
     polish: bool = True,
-) -> Fit:
+    z_axis: tuple[np.ndarray, float] | None = None,
+) -> Fit | None:
     """Best resting pose, yaw and position on the table for one segment's camera-frame points.
 
     light=True (the pose model's second opinion on small objects) polishes one start with a shorter
     pattern search: about a third of the time. polish=False leaves the pattern search out (for a
-    caller that sets yaw and table position its own way).
+    caller that sets yaw and table position its own way). z_axis = (unit camera-frame direction,
+    minimal cosine) searches only the (resting pose, yaw) cells whose model z axis lies that close to
+    it (the pose model's lego studs net); None is returned when there is none.
     """
     rng = np.random.default_rng(seed)
     cloud = model_cloud(class_name)
@@ -257,11 +260,18 @@ def fit_segment(
         t_list.append(t)
         k_list += [k] * len(yaws)
     R, t, ks = np.concatenate(R_list), np.concatenate(t_list), np.array(k_list)
+    yaw_all = np.concatenate(yaw_list)
+    if z_axis is not None:
+        axis_table = T_ct[:3, :3].T @ z_axis[0]
+        near = R[:, :, 2] @ axis_table >= z_axis[1]
+        if not near.any():
+            return None
+        R, t, ks, yaw_all = R[near], t[near], ks[near], yaw_all[near]
 
     # Coarse: position only, so every (resting pose, yaw) cell of the grid is scored on its own.
     R, t = _planar_icp(Q_coarse, R, t, cloud, COARSE_ITERS, (0.03, 0.015), rotate=False)
     score = _score(Q_coarse, R, t, cloud, T_ct, depth_m, intr, tol)[0]
-    keep = _distinct_best(score, ks, np.concatenate(yaw_list), TOP_K)
+    keep = _distinct_best(score, ks, yaw_all, TOP_K)
     R, t, ks = R[keep], t[keep], ks[keep]
     R, t = _planar_icp(Q_fine, R, t, cloud, FINE_ITERS, (0.015, 2.0 * tol))
     score = _score(Q_fine, R, t, cloud, T_ct, depth_m, intr, tol)[0]
