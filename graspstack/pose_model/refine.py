@@ -338,25 +338,34 @@ def _in_table_frame(points_cam: np.ndarray, plane: Plane, seed: int):
     return points_cam, Q, T_ct, score_tolerance(plane, points_cam)
 
 
-def refit_with_axis(
+def z_axis_within(z_axis_cam: np.ndarray, min_cos: float) -> Callable[[np.ndarray], np.ndarray]:
+    """A test of camera-frame rotations (H, 3, 3): model z axis within arccos(min_cos) of z_axis_cam."""
+    return lambda R: R[:, :, 2] @ z_axis_cam >= min_cos
+
+
+def rotation_within(R_cam: np.ndarray, max_deg: float) -> Callable[[np.ndarray], np.ndarray]:
+    """A test of camera-frame rotations (H, 3, 3): within max_deg of R_cam (no symmetry)."""
+    min_trace = 1.0 + 2.0 * np.cos(np.radians(max_deg))
+    return lambda R: np.einsum("ij,hij->h", R_cam, R) >= min_trace
+
+
+def refit_within(
     points_cam: np.ndarray,
     class_name: str,
     plane: Plane,
     resting: list[RestingPose],
     depth_m: np.ndarray,
     intr: Intrinsics,
-    z_axis_cam: np.ndarray,
-    min_cos: float,
+    only: Callable[[np.ndarray], np.ndarray],
     seed: int = 0,
     polish: bool = True,
 ) -> Refined | None:
-    """The resting-pose search (fit_segment, light) over only the poses whose model z axis lies
-    within arccos(min_cos) of z_axis_cam (a unit camera-frame direction), scored as refine_pose
-    scores its fits (same points, same seed), or None when no resting pose qualifies. (The fit
-    turned a quarter or half round toward z_axis_cam, then free ICP and the six-degree-of-freedom
-    polish, was measured as a second hypothesis for leaning legos: it won on score with answers
-    2-5 deg off where the search's were within 1, and fixed none: hard check and validation 2478
-    against 2480.)"""
+    """The resting-pose search (fit_segment, light) over only the poses whose camera-frame rotation
+    passes `only` (e.g. z_axis_within), scored as refine_pose scores its fits (same points, same
+    seed), or None when no resting pose passes. (For a lego's face, the fit turned a quarter or half
+    round toward the seen stud axis, then free ICP and the six-degree-of-freedom polish, was measured
+    as a second hypothesis for leaning legos: it won on score with answers 2-5 deg off where the
+    search's were within 1, and fixed none: hard check and validation 2478 against 2480.)"""
     points_cam, Q, T_ct, tol = _in_table_frame(points_cam, plane, seed)
     fit = fit_segment(
         points_cam,
@@ -368,7 +377,7 @@ def refit_with_axis(
         seed,
         light=True,
         polish=polish,
-        z_axis=(z_axis_cam, min_cos),
+        only=only,
     )
     if fit is None:
         return None

@@ -13,7 +13,7 @@ The net looks at an upright crop (not turned to any hypothesis, so one forward p
 pose of the object) centred on the pose's box centre and regresses the stud axis (object +z) in the
 crop's frame, with a squared loss so that its answer shrinks where it cannot tell: its length is its
 sureness. infer.py asks it about the winning fit of every lego, and where it disagrees, searches the
-resting poses whose stud axis agrees with it (refine.refit_with_axis), keeping that fit only where the
+resting poses whose stud axis agrees with it (refine.refit_within), keeping that fit only where the
 depth explains it nearly as well.
 """
 

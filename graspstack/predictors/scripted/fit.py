@@ -15,6 +15,7 @@ objects are never penalised by it, so partial occlusion costs little.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -227,15 +228,15 @@ def fit_segment(
     seed: int = 0,
     light: bool = False,
     polish: bool = True,
-    z_axis: tuple[np.ndarray, float] | None = None,
+    only: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Fit | None:
     """Best resting pose, yaw and position on the table for one segment's camera-frame points.
 
     light=True (the pose model's second opinion on small objects) polishes one start with a shorter
     pattern search: about a third of the time. polish=False leaves the pattern search out (for a
-    caller that sets yaw and table position its own way). z_axis = (unit camera-frame direction,
-    minimal cosine) searches only the (resting pose, yaw) cells whose model z axis lies that close to
-    it (the pose model's lego studs net); None is returned when there is none.
+    caller that sets yaw and table position its own way). `only`, a test of camera-frame
+    rotations (H, 3, 3) -> (H,) bool, limits the search to the (resting pose, yaw) cells it passes
+    (the pose model's studs net: the lego's face it sees); None is returned when none passes.
     """
     rng = np.random.default_rng(seed)
     cloud = model_cloud(class_name)
@@ -261,9 +262,8 @@ def fit_segment(
         k_list += [k] * len(yaws)
     R, t, ks = np.concatenate(R_list), np.concatenate(t_list), np.array(k_list)
     yaw_all = np.concatenate(yaw_list)
-    if z_axis is not None:
-        axis_table = T_ct[:3, :3].T @ z_axis[0]
-        near = R[:, :, 2] @ axis_table >= z_axis[1]
+    if only is not None:
+        near = only(T_ct[:3, :3] @ R)
         if not near.any():
             return None
         R, t, ks, yaw_all = R[near], t[near], ks[near], yaw_all[near]
