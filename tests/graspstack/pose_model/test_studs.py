@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from graspstack.metric import angular_error_deg
-from graspstack.pose_model.refine import refit_with_axis
+from graspstack.pose_model.refine import refit_within, z_axis_within
 from graspstack.pose_model.studs import UPRIGHT, in_crop_frame
 from graspstack.predictors.scripted.fit import fit_segment
 from graspstack.predictors.scripted.priors import load_priors
@@ -34,12 +34,12 @@ def test_the_search_asked_for_a_stud_axis_answers_studs_that_way(scene_objects, 
     n = 0
     for r, intr, pts, plane, T in _legos(scene_objects, nominal_scenes):
         n += 1
-        right = refit_with_axis(pts, "lego", plane, resting, r.depth_m, intr, T[:3, 2], 0.5)
+        right = refit_within(pts, "lego", plane, resting, r.depth_m, intr, z_axis_within(T[:3, 2], 0.5))
         assert angular_error_deg("lego", T[:3, :3], right.T_cam_obj[:3, :3]) < 5.0
         assert np.linalg.norm(right.T_cam_obj[:3, 3] - T[:3, 3]) < 0.01
         # Asked for the studs the other way, it answers a pose whose studs point that way, and the
         # depth explains it no better than the truth's face.
-        wrong = refit_with_axis(pts, "lego", plane, resting, r.depth_m, intr, -T[:3, 2], 0.5)
+        wrong = refit_within(pts, "lego", plane, resting, r.depth_m, intr, z_axis_within(-T[:3, 2], 0.5))
         assert float(wrong.T_cam_obj[:3, 2] @ -T[:3, 2]) >= 0.5
         assert wrong.hypothesis == "axis-search" and wrong.score >= right.score - 0.05
     assert n >= 2  # the two legos of the six nominal scenes
@@ -53,8 +53,8 @@ def test_no_resting_pose_near_the_asked_axis_gives_no_fit(scene_objects, nominal
     up = plane.frame(T[:3, 3])[:3, 2]
     level = np.cross(up, [1.0, 0.0, 0.0])
     slanted = (up + level / np.linalg.norm(level)) / np.sqrt(2.0)
-    z_axis = (slanted, np.cos(np.radians(20.0)))
-    assert fit_segment(pts, plane, "lego", resting, r.depth_m, intr, light=True, z_axis=z_axis) is None
+    only = z_axis_within(slanted, np.cos(np.radians(20.0)))
+    assert fit_segment(pts, plane, "lego", resting, r.depth_m, intr, light=True, only=only) is None
 
 
 def test_the_net_disputes_another_face_but_leaves_a_side_lying_legos_way_round_to_the_edges():
