@@ -249,11 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--crop-minutes", type=float, default=35.0, help="time budget of the second stage")
     tr.add_argument(
         "--stage",
-        choices=("all", "crops", "detector", "wayround", "handle", "studs", "facing-duck", "facing-teddy"),
+        choices=("all", "crops", "detector", "wayround", "handle", "studs"),
         default="all",
         help="crops: a new second stage only; detector: fine-tune --base's detector, keep its CropNet; "
-        "wayround / handle / studs / facing-CLASS: add the lego way-round net / the mug handle net / the "
-        "lego studs net / a class's facing net to --base (for --minutes)",
+        "wayround / handle / studs: add the lego way-round net / the mug handle net / the lego studs net "
+        "to --base (for --minutes)",
     )
     tr.add_argument(
         "--base",

@@ -29,7 +29,6 @@ from graspstack.pose_model.crop_stage import (
 from graspstack.pose_model.decode import Instance, decode
 from graspstack.pose_model.edges import align_resting_to_edges, is_resting, turned_about_normal
 from graspstack.pose_model.edges_free import align_free_to_edges, compile_kernel
-from graspstack.pose_model.facing import FACING_CLASSES, Facing
 from graspstack.pose_model.geometry import bbox_centre_obj, ray_rotation
 from graspstack.pose_model.handle import Handle
 from graspstack.pose_model.network import INPUT_HW, make_input, split_outputs
@@ -39,7 +38,6 @@ from graspstack.pose_model.refine import (
     Refined,
     refine_pose,
     refit_within,
-    rotation_within,
     z_axis_within,
 )
 from graspstack.pose_model.registry import (
@@ -140,12 +138,6 @@ STUDS_CHECKED = ("lego",)
 STUDS_MIN_SURENESS = 0.5
 STUDS_AGREE_COS = 0.5  # 60 deg: a face is 90 or 180 deg from another
 STUDS_MARGIN = 0.1
-# Classes with a facing net (facing.py) in the version get their winning fit checked the same way:
-# where the net is at least FACING_MIN_SURENESS sure and the fit is more than FACING_AGREE_DEG off its
-# rotation, the resting-pose search runs again within that angle of it.
-FACING_MIN_SURENESS = 0.5
-FACING_AGREE_DEG = 60.0
-FACING_MARGIN = 0.1
 # A fit whose stud axis is this level (|cos| with the table normal) and that rests lies on its side.
 STUDS_SIDE_COS = 0.3
 # Classes whose winning fit is swept about the model's z axis (refine._sweep_about_axis): a mug's
@@ -240,11 +232,9 @@ class ModelPredictor:
             wayround_net = load_frame_network("wayround", self.version, root)
             handle_net = load_frame_network("handle", self.version, root)
             studs_net = load_frame_network("studs", self.version, root)
-            facing_nets = {c: load_frame_network(f"facing-{c}", self.version, root) for c in FACING_CLASSES}
         else:
             self.version = version or "unregistered"
             crop_net = wayround_net = handle_net = studs_net = None
-            facing_nets = {}
         # Their forward passes run on the thread that called predict, not on the refinement's workers.
         on_caller = self.objects.on_caller
         self.way_round = (
@@ -252,9 +242,6 @@ class ModelPredictor:
         )
         self.handle = Handle(fold_batchnorm(handle_net), on_caller) if handle_net is not None else None
         self.studs = Studs(fold_batchnorm(studs_net), on_caller) if studs_net is not None else None
-        self.facing = {
-            c: Facing(c, fold_batchnorm(n), on_caller) for c, n in facing_nets.items() if n is not None
-        }
         self.calibration = Calibration.load(_root(root) / self.version) if crop_net is not None else None
         # Only a calibrated probability is a fair reason to withhold an answer.
         self.min_confidence = MIN_CONFIDENCE_TWO_STAGE if self.calibration is not None else 0.0
@@ -432,8 +419,6 @@ class ModelPredictor:
         )
         if r.class_name in STUDS_CHECKED and self.studs is not None:
             fit = self._studs_checked(fit, r, plane, depth, frame)
-        if r.class_name in self.facing:
-            fit = self._facing_checked(fit, r, plane, depth, frame)
         if not _second_look_fit_holds(r, fit):
             return None
         T_final = fit.T_cam_obj
@@ -520,28 +505,6 @@ class ModelPredictor:
             polish=r.class_name not in SEARCH_UNPOLISHED,
         )
         if refit is None or refit.score > fit.score + STUDS_MARGIN:
-            return fit
-        return refit
-
-    def _facing_checked(self, fit: Refined, r: CropResult, plane, depth: np.ndarray, frame: Frame) -> Refined:
-        """fit, or where the class's facing net is sure the object faces another way, the best resting
-        pose near the net's rotation when the depth explains it nearly as well."""
-        facing = self.facing[r.class_name]
-        seen, sureness = facing.measure(frame.rgb, frame.depth_m, frame.intrinsics, fit.T_cam_obj)
-        if sureness < FACING_MIN_SURENESS:
-            return fit
-        if rotation_angle_deg(fit.T_cam_obj[:3, :3], seen) < FACING_AGREE_DEG:
-            return fit
-        refit = refit_within(
-            r.points,
-            r.class_name,
-            plane,
-            self.resting[r.class_name],
-            depth,
-            frame.intrinsics,
-            rotation_within(seen, FACING_AGREE_DEG),
-        )
-        if refit is None or refit.score > fit.score + FACING_MARGIN:
             return fit
         return refit
 

@@ -343,12 +343,6 @@ def z_axis_within(z_axis_cam: np.ndarray, min_cos: float) -> Callable[[np.ndarra
     return lambda R: R[:, :, 2] @ z_axis_cam >= min_cos
 
 
-def rotation_within(R_cam: np.ndarray, max_deg: float) -> Callable[[np.ndarray], np.ndarray]:
-    """A test of camera-frame rotations (H, 3, 3): within max_deg of R_cam (no symmetry)."""
-    min_trace = 1.0 + 2.0 * np.cos(np.radians(max_deg))
-    return lambda R: np.einsum("ij,hij->h", R_cam, R) >= min_trace
-
-
 def refit_within(
     points_cam: np.ndarray,
     class_name: str,

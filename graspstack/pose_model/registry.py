@@ -3,8 +3,7 @@
 A version folder holds `weights.safetensors` (stage 1, PoseNet), `crop.safetensors` when the version
 has a second stage (CropNet), one file per frame net it has (nets that judge one pose hypothesis on
 the frame: `wayround.safetensors`, the lego way-round net of wayround.py; `handle.safetensors`, the
-mug handle net of handle.py; `studs.safetensors`, the lego studs net of studs.py;
-`facing-duck.safetensors` and `facing-teddy.safetensors`, the facing nets of facing.py), and `card.json`
+mug handle net of handle.py; `studs.safetensors`, the lego studs net of studs.py), and `card.json`
 (what it was trained on, how long, how it scores).
 The pose service and `graspstack eval --predictor model[:VERSION]` load by version, so a pilot can
 promote and roll back by rewriting one line.
@@ -31,8 +30,6 @@ FRAME_NET_FILES = {
     "wayround": WAYROUND_WEIGHTS_FILE,
     "handle": HANDLE_WEIGHTS_FILE,
     "studs": STUDS_WEIGHTS_FILE,
-    "facing-duck": "facing-duck.safetensors",
-    "facing-teddy": "facing-teddy.safetensors",
 }
 CARD_FILE = "card.json"
 ACTIVE_FILE = "ACTIVE"
@@ -109,13 +106,11 @@ def load_crop_network(version: str, root: str | Path | None = None):
 
 
 def _frame_net(kind: str) -> torch.nn.Module:
-    from graspstack.pose_model.facing import FacingNet
     from graspstack.pose_model.handle import HandleNet
     from graspstack.pose_model.studs import StudsNet
     from graspstack.pose_model.wayround import WayRoundNet
 
-    nets = {"wayround": WayRoundNet, "handle": HandleNet, "studs": StudsNet}
-    return nets[kind]() if kind in nets else FacingNet()
+    return {"wayround": WayRoundNet, "handle": HandleNet, "studs": StudsNet}[kind]()
 
 
 def load_frame_network(kind: str, version: str, root: str | Path | None = None):

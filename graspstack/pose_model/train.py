@@ -5,8 +5,7 @@ existing version's detector (which is copied into the new version, so each versi
 `--stage detector --base VERSION` fine-tunes that version's detector and keeps its CropNet;
 `--stage wayround --base VERSION` trains the lego way-round net (wayround.py), `--stage handle
 --base VERSION` the mug handle net (handle.py), `--stage studs --base VERSION` the lego studs net
-(studs.py), `--stage facing-duck` / `facing-teddy` a class's facing net (facing.py), and
-adds it to that version's folder (or to a copy of
+(studs.py), and adds it to that version's folder (or to a copy of
 it named --version), leaving its other weights as they are.
 
 The schedule is set by wall-clock time rather than epochs (cosine decay over the budget), so a run
@@ -245,8 +244,6 @@ FRAME_NET_TRAINERS = {
     "wayround": "graspstack.pose_model.wayround_train:train_wayround",
     "handle": "graspstack.pose_model.handle_train:train_handle",
     "studs": "graspstack.pose_model.studs_train:train_studs",
-    "facing-duck": "graspstack.pose_model.facing_train:train_facing_duck",
-    "facing-teddy": "graspstack.pose_model.facing_train:train_facing_teddy",
 }
 
 
