@@ -81,3 +81,30 @@ def test_the_net_disputes_another_face_but_leaves_a_side_lying_legos_way_round_t
     assert _studs_disputed(T_side, up, plane, resting)  # a quarter round: studs up
     # The other way round on its side is the way-round net's to choose, after the edges.
     assert not _studs_disputed(T_side, -T_side[:3, 2], plane, resting)
+
+
+def test_the_shipped_net_reads_the_stud_axis_of_rendered_legos(scene_objects, nominal_scenes, hard_scenes):
+    """The active version's studs net, looking at each lego at its true pose, seldom disputes it: its
+    axis lies within 60 deg of the studs' (STUDS_AGREE_COS) for most legos and never points the other
+    way. Measured on these 5 legos: 4 within 46 deg (3 within 15), one at 64 deg; on held-out training
+    crops 90.6% lie within 45 deg."""
+    from graspstack.pose_model.infer import (
+        STUDS_AGREE_COS,
+        STUDS_MIN_SURENESS,
+        ModelPredictor,
+        _studs_disputed,
+    )
+
+    predictor = ModelPredictor()
+    assert predictor.studs is not None  # the shipped version checks legos' faces
+    resting = predictor.resting["lego"]
+    cos, disputed = [], 0
+    for r, intr, _, plane, T in _legos(scene_objects, nominal_scenes + hard_scenes):
+        seen = predictor.studs.measure(r.rgb, r.depth_m, intr, T)
+        sureness = float(np.linalg.norm(seen))
+        cos.append(float(T[:3, 2] @ seen) / sureness)
+        disputed += sureness >= STUDS_MIN_SURENESS and _studs_disputed(T, seen / sureness, plane, resting)
+    assert len(cos) >= 4
+    assert np.mean(np.array(cos) >= STUDS_AGREE_COS) >= 0.75, cos
+    assert min(cos) > 0.0, cos  # the truth never looks upside down
+    assert disputed <= 0.25 * len(cos), cos
