@@ -164,3 +164,43 @@ def _merge_class_fragments(instances: list[Instance], fx_in: float) -> list[Inst
         else:
             host.cells = np.concatenate([host.cells, inst.cells])
     return kept
+
+
+def stray_cells(
+    logits: np.ndarray,
+    instances: list[Instance],
+    depth_in: np.ndarray,
+    class_name: str,
+    min_cells: int,
+    limit: int,
+) -> list[tuple[np.ndarray, float]]:
+    """Groups of cells labelled `class_name` that no instance of that class holds, largest first (the
+    `limit` largest of at least `min_cells`), as (centre, input px; surface depth, m).
+
+    A small object's cells go astray two ways: their votes fall short of a peak (a lego beside a mug
+    whose two or three cells vote apart), or their instance is merged into a touching object of
+    another class (`_merge_class_fragments`). Each group is a place worth a full-resolution crop.
+    """
+    ci = CLASS_NAMES.index(class_name) + 1
+    s = OUTPUT_STRIDE
+    mask = logits.argmax(axis=0) == ci
+    for inst in instances:
+        if inst.class_name == class_name:
+            mask[inst.cells[:, 0], inst.cells[:, 1]] = False
+    if mask.sum() < min_cells:
+        return []
+    n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    out = []
+    for k in sorted(range(1, n), key=lambda k: -stats[k, cv2.CC_STAT_AREA]):
+        if stats[k, cv2.CC_STAT_AREA] < min_cells or len(out) == limit:
+            break
+        # Every input pixel of the group's cells, not only their centres: a small object at another's
+        # edge sits where the sensor drops pixels, often the cell centres among them.
+        pixels = np.kron(labels == k, np.ones((s, s), bool))  # the cells' input pixels
+        z = depth_in[: pixels.shape[0], : pixels.shape[1]][pixels]
+        z = z[z > 0]
+        if not len(z):
+            continue
+        centre = centroids[k] * s + (s - 1) / 2.0  # (col, row) -> input px, as decode's cell centres
+        out.append((centre, float(np.median(z))))
+    return out

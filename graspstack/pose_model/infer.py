@@ -26,7 +26,7 @@ from graspstack.pose_model.crop_stage import (
     explained_pixels,
     uncovered_proposals,
 )
-from graspstack.pose_model.decode import Instance, decode
+from graspstack.pose_model.decode import Instance, decode, stray_cells
 from graspstack.pose_model.edges import align_resting_to_edges, is_resting, turned_about_normal
 from graspstack.pose_model.edges_free import align_free_to_edges, compile_kernel
 from graspstack.pose_model.geometry import bbox_centre_obj, ray_rotation
@@ -210,6 +210,11 @@ SECOND_LOOK_FIT_BY_CLASS = {"lego": (0.6, 0.05)}
 # at all the same legos and 73); 2 holes a frame: +3, 8: +4. Validation and diagnostic nominal
 # frames: no hole got a crop, nothing changed.
 MAX_DROPOUT_PROPOSALS = 4
+# Stage 1's lego cells that no lego instance holds (decode.stray_cells): groups of at least
+# STRAY_LEGO_MIN_CELLS, the MAX_STRAY_LEGOS largest, go to the second look as lego-sized crops.
+STRAY_LEGO_MIN_CELLS = 2
+MAX_STRAY_LEGOS = 3
+LEGO_HALF_DEPTH_M = 0.012  # the cells see the lego's surface; its centre lies ~half a brick deeper
 DROPOUT_MIN_INLIERS = 0.75
 
 
@@ -286,6 +291,9 @@ class ModelPredictor:
         instances = decode(
             out["logits"], out["offset"], out["rot6"], out["dz"], depth_in, frame.intrinsics.fx * sx
         )
+        strays = stray_cells(
+            out["logits"], instances, depth_in, "lego", STRAY_LEGO_MIN_CELLS, MAX_STRAY_LEGOS
+        )
         t2 = time.perf_counter()
         timings["decode"] = (t2 - t1) * 1e3
 
@@ -298,7 +306,18 @@ class ModelPredictor:
 
         poses: list[ObjectPose] = []
         if plane is not None and self.crop_stage is not None:
-            poses = self._two_stage(frame, instances, plane, points, valid, depth, out, sx, sy, timings)
+            strays = [
+                Proposal(
+                    np.array([(u + 0.5) / sx - 0.5, (v + 0.5) / sy - 0.5]),
+                    z + LEGO_HALF_DEPTH_M,
+                    "lego",
+                    "stray",
+                )
+                for (u, v), z in strays
+            ]
+            poses = self._two_stage(
+                frame, instances, strays, plane, points, valid, depth, out, sx, sy, timings
+            )
         elif plane is not None and instances:
             above = object_mask(points, valid, plane)
             labels = self._label_image(instances, out["logits"].shape[1:], intr)
@@ -313,8 +332,9 @@ class ModelPredictor:
         return suppress_duplicates(poses)
 
     def _two_stage(
-        self, frame, instances, plane, points, valid, depth, out, sx, sy, timings
+        self, frame, instances, strays, plane, points, valid, depth, out, sx, sy, timings
     ) -> list[ObjectPose]:
+        """strays: lego-sized proposals from stage 1's lego cells that no lego instance holds."""
         intr = frame.intrinsics
         t0 = time.perf_counter()
         proposals = []
@@ -345,6 +365,11 @@ class ModelPredictor:
         any_class, lego_only = _second_look_budget(
             uncovered_proposals(above, ~unexplained, points, intr, "residual")
         )
+        # Stage 1's stray lego cells (a lego beside a mug or a teddy, or on a jenga): a lego-sized crop
+        # each, kept only where CropNet answers a small class. Not only where no fit explains the
+        # pixel: a lego lying on a jenga lies inside the jenga's fitted outline (check hard +2, none
+        # lost, against the unexplained ones alone).
+        lego_only += strays
         timings["proposals"] += (time.perf_counter() - t1) * 1e3
         if any_class or lego_only:
             second = self.crop_stage.run(frame, any_class + lego_only, plane.depth_sigma)  # one batch
