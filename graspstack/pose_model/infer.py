@@ -214,6 +214,7 @@ MAX_DROPOUT_PROPOSALS = 4
 # STRAY_LEGO_MIN_CELLS, the MAX_STRAY_LEGOS largest, go to the second look as lego-sized crops.
 STRAY_LEGO_MIN_CELLS = 2
 MAX_STRAY_LEGOS = 3
+STRAY_LEAVES_HOLES = True
 LEGO_HALF_DEPTH_M = 0.012  # the cells see the lego's surface; its centre lies ~half a brick deeper
 DROPOUT_MIN_INLIERS = 0.75
 
@@ -376,8 +377,14 @@ class ModelPredictor:
             second = _small_crops_answering(second, lego_only)
             self._add_crop_timings(timings)
             second = self._recentred(frame, second, plane.depth_sigma, timings)
-            # the grown masks' union: the first pass's are not projected again
-            explained |= explained_pixels(second, above.shape, intr)
+            # the grown masks' union: the first pass's are not projected again. A stray's crop leaves
+            # its pixels to the third look: where its answer is wrong or dropped, a hole's crop may
+            # still find the lego (the duplicate test keeps the surer of the two).
+            explained |= explained_pixels(
+                [r for r in second if not (STRAY_LEAVES_HOLES and r.proposal.source == "stray")],
+                above.shape,
+                intr,
+            )
             results += second
         # A third look, for legos the sensor dropped (crop_stage.dropout_proposals): holes in the
         # depth inside stage-1 instances that no fit explains. Nominal frames have no such holes.
