@@ -214,7 +214,6 @@ MAX_DROPOUT_PROPOSALS = 4
 # STRAY_LEGO_MIN_CELLS, the MAX_STRAY_LEGOS largest, go to the second look as lego-sized crops.
 STRAY_LEGO_MIN_CELLS = 2
 MAX_STRAY_LEGOS = 3
-STRAY_LEAVES_HOLES = True
 LEGO_HALF_DEPTH_M = 0.012  # the cells see the lego's surface; its centre lies ~half a brick deeper
 DROPOUT_MIN_INLIERS = 0.75
 
@@ -381,7 +380,7 @@ class ModelPredictor:
             # its pixels to the third look: where its answer is wrong or dropped, a hole's crop may
             # still find the lego (the duplicate test keeps the surer of the two).
             explained |= explained_pixels(
-                [r for r in second if not (STRAY_LEAVES_HOLES and r.proposal.source == "stray")],
+                [r for r in second if r.proposal.source != "stray"],
                 above.shape,
                 intr,
             )
