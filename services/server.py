@@ -7,6 +7,7 @@ keepalive, and graceful shutdown on SIGTERM that lets in-flight calls finish.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -25,6 +26,15 @@ from services.settings import ServerSettings
 
 log = logging.getLogger("graspstack.server")
 READINESS_INTERVAL_S = 2.0
+
+
+def settle_heap() -> None:
+    """Collect, then move every object alive now (a model's weights and lookup tables, the gRPC and
+    protobuf modules) out of the cyclic collector's reach. A full collection walks every tracked
+    object: ~280k of them in the pose service, 110 ms on this 2-core machine (0.01 ms once frozen),
+    a stall that a request caught behind it would pay. Reference counting still frees them."""
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass
@@ -80,6 +90,7 @@ class GrpcServer:
         if self.settings.metrics_port:
             start_http_server(self.settings.metrics_port)
         self._set_health(False)
+        settle_heap()  # everything the service loaded before it serves
         self.server.start()
         self._refresh_health()
         self._watcher = threading.Thread(
@@ -121,6 +132,8 @@ class GrpcServer:
     def _reload(self) -> None:
         try:
             self.spec.on_reload()
+            gc.unfreeze()  # the previous model's objects may now be garbage in cycles
+            settle_heap()
             log.info("%s reloaded", self.spec.name)
         except Exception:  # a bad reload keeps the old configuration serving
             log.exception("%s reload failed; still serving the previous configuration", self.spec.name)
