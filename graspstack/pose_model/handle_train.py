@@ -18,7 +18,8 @@ import torch
 
 from graspstack.geometry import quat_to_matrix
 from graspstack.pose_model.budget import frame_net_info, train_for
-from graspstack.pose_model.crops import CropWindow, per_scene_cache
+from graspstack.pose_model.crops import per_scene_cache
+from graspstack.pose_model.frame_net_data import held_out_outputs, jittered, window_at
 from graspstack.pose_model.handle import (
     WINDOW_PX,
     HandleNet,
@@ -112,14 +113,12 @@ def make_batch(
     """Crops and targets (B, 2) = (cos, sin) of the azimuth. rng=None: no jitter, no mirror."""
     xs, ys = [], []
     for i in idx:
-        w = CropWindow(float(s.window[i, 0]), float(s.window[i, 1]), float(s.window[i, 2]), s.rgb.shape[1])
         axis, centre, z = s.axis[i], s.centre_px[i], float(s.z[i])
         azimuth = np.radians(s.azimuth_deg[i])
         if rng is not None:
             axis = turn_axis(axis, rng.uniform(-JITTER_TURN_DEG, JITTER_TURN_DEG))
-            centre = centre + rng.uniform(-1, 1, 2) * JITTER_MM / 1000.0 * s.fx[i] / z
-            z = z * (1.0 + rng.uniform(-JITTER_SCALE, JITTER_SCALE))
-        x = handle_crop(s.rgb[i], s.depth_m[i], w, centre, axis, z, float(s.fx[i]))
+            centre, z = jittered(centre, z, float(s.fx[i]), rng, JITTER_MM, JITTER_SCALE)
+        x = handle_crop(s.rgb[i], s.depth_m[i], window_at(s, i), centre, axis, z, float(s.fx[i]))
         if rng is not None and rng.random() < 0.5:
             x, azimuth = np.ascontiguousarray(x[:, :, ::-1]), -azimuth
         xs.append(x)
@@ -129,17 +128,9 @@ def make_batch(
 
 def held_out_errors(net: HandleNet, held: MugSamples) -> tuple[np.ndarray, np.ndarray]:
     """Per held-out crop: the net's azimuth error (degrees) and its sureness (the answer's length)."""
-    net.eval()
-    errors, sure = [], []
-    with torch.inference_mode():
-        for start in range(0, len(held), 256):
-            x, y = make_batch(held, np.arange(start, min(start + 256, len(held))), None)
-            out = net(torch.from_numpy(x)).numpy()
-            diff = np.arctan2(out[:, 1], out[:, 0]) - np.arctan2(y[:, 1], y[:, 0])
-            errors.append(np.abs(np.degrees(np.angle(np.exp(1j * diff)))))
-            sure.append(np.hypot(out[:, 0], out[:, 1]))
-    net.train()
-    return np.concatenate(errors), np.concatenate(sure)
+    out, y = held_out_outputs(net, held, make_batch)
+    diff = np.arctan2(out[:, 1], out[:, 0]) - np.arctan2(y[:, 1], y[:, 0])
+    return np.abs(np.degrees(np.angle(np.exp(1j * diff)))), np.hypot(out[:, 0], out[:, 1])
 
 
 def error_summary(errors: np.ndarray, sure: np.ndarray) -> dict:

@@ -17,7 +17,8 @@ import torch
 from graspstack.catalogue import CLASS_NAMES
 from graspstack.frames import Intrinsics
 from graspstack.pose_model.budget import frame_net_info, train_for
-from graspstack.pose_model.crops import CropWindow, load_crops
+from graspstack.pose_model.crops import load_crops
+from graspstack.pose_model.frame_net_data import held_out_outputs, jittered, window_at
 from graspstack.pose_model.studs import StudsNet, box_centre_px, in_crop_frame, studs_crop
 
 LEGO = CLASS_NAMES.index("lego") + 1
@@ -82,14 +83,12 @@ def make_batch(
     """Crops and targets (B, 3), the stud axis in each crop's frame. rng=None: upright, no jitter."""
     xs, ys = [], []
     for i in idx:
-        w = CropWindow(float(s.window[i, 0]), float(s.window[i, 1]), float(s.window[i, 2]), s.rgb.shape[1])
         centre, z, turn = s.centre_px[i], float(s.z[i]), 0.0
         if rng is not None:
             turn = rng.uniform(0.0, 2.0 * np.pi)
-            centre = centre + rng.uniform(-1, 1, 2) * JITTER_MM / 1000.0 * s.fx[i] / z
-            z = z * (1.0 + rng.uniform(-JITTER_SCALE, JITTER_SCALE))
+            centre, z = jittered(centre, z, float(s.fx[i]), rng, JITTER_MM, JITTER_SCALE)
         axis = np.array([np.cos(turn), np.sin(turn)])
-        xs.append(studs_crop(s.rgb[i], s.depth_m[i], w, centre, axis, z, float(s.fx[i])))
+        xs.append(studs_crop(s.rgb[i], s.depth_m[i], window_at(s, i), centre, axis, z, float(s.fx[i])))
         ys.append(in_crop_frame(s.axis[i], axis))
     return np.stack(xs), np.array(ys, np.float32)
 
@@ -97,18 +96,9 @@ def make_batch(
 def held_out_scores(net: StudsNet, held: StudSamples) -> dict:
     """On the held-out crops, upright: the share whose axis lands within 45 deg of the truth, the
     median angle off, and the median sureness (the answer's length)."""
-    net.eval()
-    angles, sure = [], []
-    with torch.inference_mode():
-        for start in range(0, len(held), 256):
-            x, y = make_batch(held, np.arange(start, min(start + 256, len(held))), None)
-            out = net(torch.from_numpy(x)).numpy()
-            n = np.linalg.norm(out, axis=1)
-            cos = (out * y).sum(1) / np.maximum(n, 1e-9)
-            angles.append(np.degrees(np.arccos(np.clip(cos, -1, 1))))
-            sure.append(n)
-    net.train()
-    a, n = np.concatenate(angles), np.concatenate(sure)
+    out, y = held_out_outputs(net, held, make_batch)
+    n = np.linalg.norm(out, axis=1)
+    a = np.degrees(np.arccos(np.clip((out * y).sum(1) / np.maximum(n, 1e-9), -1, 1)))
     return {
         "held_out_within_45_deg": round(float((a < 45).mean()), 4),
         "held_out_angle_p50_deg": round(float(np.median(a)), 2),

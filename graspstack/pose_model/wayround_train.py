@@ -15,7 +15,8 @@ import torch
 
 from graspstack.catalogue import CLASS_NAMES
 from graspstack.pose_model.budget import frame_net_info, train_for
-from graspstack.pose_model.crops import CropWindow, load_crops
+from graspstack.pose_model.crops import load_crops
+from graspstack.pose_model.frame_net_data import held_out_outputs, jittered, window_at
 from graspstack.pose_model.wayround import (
     ANGLE_SCALE_DEG,
     MIN_AXIS_SHARE,
@@ -92,7 +93,7 @@ def make_batch(
     the crop's +u to the true axis's line / ANGLE_SCALE_DEG. rng=None: no jitter, both ways round."""
     xs, ys = [], []
     for i in idx:
-        w = CropWindow(float(s.window[i, 0]), float(s.window[i, 1]), float(s.window[i, 2]), s.rgb.shape[1])
+        w = window_at(s, i)
         ways = [1, 0] if rng is None else [int(rng.integers(2))]
         for label in ways:
             axis, centre, z = s.axis[i], s.centre_px[i], float(s.z[i])
@@ -100,8 +101,7 @@ def make_batch(
             if rng is not None:
                 turn = rng.uniform(-ANGLE_SCALE_DEG, ANGLE_SCALE_DEG)
                 axis = turn_axis(axis, turn)
-                centre = centre + rng.uniform(-1, 1, 2) * JITTER_MM / 1000.0 * s.fx[i] / z
-                z = z * (1.0 + rng.uniform(-JITTER_SCALE, JITTER_SCALE))
+                centre, z = jittered(centre, z, float(s.fx[i]), rng, JITTER_MM, JITTER_SCALE)
             if not label:
                 axis = -axis
             xs.append(canonical_crop(s.rgb[i], s.depth_m[i], w, centre, axis, z, float(s.fx[i])))
@@ -111,30 +111,16 @@ def make_batch(
 
 def held_out_accuracy(net: WayRoundNet, held: LegoSamples) -> float:
     """Share of held-out crops whose right way round scores above its reverse."""
-    net.eval()
-    right = 0
-    with torch.inference_mode():
-        for start in range(0, len(held), 256):
-            x, _ = make_batch(held, np.arange(start, min(start + 256, len(held))), None)
-            logit = net(torch.from_numpy(x)).numpy()[:, 0].reshape(-1, 2)
-            right += int((logit[:, 0] > logit[:, 1]).sum())
-    net.train()
-    return right / max(len(held), 1)
+    out, _ = held_out_outputs(net, held, make_batch)
+    logit = out[:, 0].reshape(-1, 2)  # each crop right way round, then reversed
+    return int((logit[:, 0] > logit[:, 1]).sum()) / max(len(held), 1)
 
 
 def held_out_angle_error_deg(net: WayRoundNet, held: LegoSamples) -> dict:
     """Median and 90th-percentile error of the measured turn, held-out crops jittered as in training
     (a fixed seed)."""
-    net.eval()
-    errors = []
-    rng = np.random.default_rng(12345)
-    with torch.inference_mode():
-        for start in range(0, len(held), 256):
-            x, y = make_batch(held, np.arange(start, min(start + 256, len(held))), rng)
-            out = net(torch.from_numpy(x)).numpy()
-            errors.append(np.abs(out[:, 1] - y[:, 1]) * ANGLE_SCALE_DEG)
-    net.train()
-    e = np.concatenate(errors)
+    out, y = held_out_outputs(net, held, make_batch, np.random.default_rng(12345))
+    e = np.abs(out[:, 1] - y[:, 1]) * ANGLE_SCALE_DEG
     return {"p50": round(float(np.median(e)), 2), "p90": round(float(np.percentile(e, 90)), 2)}
 
 
