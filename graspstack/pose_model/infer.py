@@ -291,8 +291,11 @@ class ModelPredictor:
         instances = decode(
             out["logits"], out["offset"], out["rot6"], out["dz"], depth_in, frame.intrinsics.fx * sx
         )
-        strays = stray_cells(
-            out["logits"], instances, depth_in, "lego", STRAY_LEGO_MIN_CELLS, MAX_STRAY_LEGOS
+        two_stage = self.crop_stage is not None
+        strays = (
+            stray_cells(out["logits"], instances, depth_in, "lego", STRAY_LEGO_MIN_CELLS, MAX_STRAY_LEGOS)
+            if two_stage
+            else []
         )
         t2 = time.perf_counter()
         timings["decode"] = (t2 - t1) * 1e3
@@ -305,16 +308,7 @@ class ModelPredictor:
         timings["table"] = (t3 - t2) * 1e3
 
         poses: list[ObjectPose] = []
-        if plane is not None and self.crop_stage is not None:
-            strays = [
-                Proposal(
-                    np.array([(u + 0.5) / sx - 0.5, (v + 0.5) / sy - 0.5]),
-                    z + LEGO_HALF_DEPTH_M,
-                    "lego",
-                    "stray",
-                )
-                for (u, v), z in strays
-            ]
+        if plane is not None and two_stage:
             poses = self._two_stage(
                 frame, instances, strays, plane, points, valid, depth, out, sx, sy, timings
             )
@@ -334,17 +328,21 @@ class ModelPredictor:
     def _two_stage(
         self, frame, instances, strays, plane, points, valid, depth, out, sx, sy, timings
     ) -> list[ObjectPose]:
-        """strays: lego-sized proposals from stage 1's lego cells that no lego instance holds."""
+        """strays: (centre, input px; surface depth) of stage 1's lego cells that no lego instance
+        holds (decode.stray_cells)."""
         intr = frame.intrinsics
         t0 = time.perf_counter()
-        proposals = []
-        for inst in instances:
-            u = (inst.centre_px[0] + 0.5) / sx - 0.5
-            v = (inst.centre_px[1] + 0.5) / sy - 0.5
-            z = inst.centre_z
-            if not np.isfinite(z):
-                continue
-            proposals.append(Proposal(np.array([u, v]), float(z), inst.class_name, "detector"))
+        proposals = [
+            Proposal(
+                _full_resolution(inst.centre_px, sx, sy), float(inst.centre_z), inst.class_name, "detector"
+            )
+            for inst in instances
+            if np.isfinite(inst.centre_z)
+        ]
+        strays = [
+            Proposal(_full_resolution(centre, sx, sy), z + LEGO_HALF_DEPTH_M, "lego", "stray")
+            for centre, z in strays
+        ]
         above = object_mask(points, valid, plane)
         covered = (
             self._label_image(instances, out["logits"].shape[1:], intr) > 0
@@ -635,6 +633,11 @@ class ModelPredictor:
             float(np.clip(confidence, 0.0, 1.0)),
             {"hypothesis": fit.hypothesis, "score": fit.score, "moved_deg": float(moved)},
         )
+
+
+def _full_resolution(centre_px: np.ndarray, sx: float, sy: float) -> np.ndarray:
+    """A stage-1 input pixel (the frame scaled by sx, sy) in the frame's own pixels."""
+    return np.array([(centre_px[0] + 0.5) / sx - 0.5, (centre_px[1] + 0.5) / sy - 0.5])
 
 
 def _second_look_budget(blobs: list[Proposal]) -> tuple[list[Proposal], list[Proposal]]:

@@ -250,9 +250,18 @@ def refine_pose(
         # None of the network-seeded fits explains the depth: the network's rotation was probably
         # outside ICP's reach. The baseline's full resting-pose and yaw search is slow but does not
         # need a starting point, so it is worth its cost on these few objects.
-        T_to = _searched(
-            points_cam, T_ct, class_name, plane, resting, depth_m, intr, seed, light_search, search_polish
+        fit = fit_segment(
+            points_cam,
+            plane,
+            class_name,
+            resting,
+            depth_m,
+            intr,
+            seed,
+            light=light_search,
+            polish=search_polish,
         )
+        T_to = np.linalg.inv(T_ct) @ fit.T_cam_obj
         R_all = np.concatenate([R_all, T_to[None, :3, :3]])
         t_all = np.concatenate([t_all, T_to[None, :3, 3]])
         names.append("search")
@@ -352,33 +361,24 @@ def refit_within(
     as a second hypothesis for leaning legos: it won on score with answers 2-5 deg off where the
     search's were within 1, and fixed none: hard check and validation 2478 against 2480.)"""
     points_cam, Q, T_ct, tol = _in_table_frame(points_cam, plane, seed)
-    T_to = _searched(points_cam, T_ct, class_name, plane, resting, depth_m, intr, seed, True, polish, only)
-    if T_to is None:
+    fit = fit_segment(
+        points_cam,
+        plane,
+        class_name,
+        resting,
+        depth_m,
+        intr,
+        seed,
+        light=True,
+        polish=polish,
+        only=only,
+    )
+    if fit is None:
         return None
+    T_to = np.linalg.inv(T_ct) @ fit.T_cam_obj
     cloud = model_cloud(class_name)
     sc, inl, vio = _score(Q, T_to[None, :3, :3], T_to[None, :3, 3], cloud, T_ct, depth_m, intr, tol)
-    return Refined(T_ct @ T_to, float(sc[0]), float(inl[0]), float(vio[0]), "axis-search")
-
-
-def _searched(
-    points_cam: np.ndarray,
-    T_ct: np.ndarray,
-    class_name: str,
-    plane: Plane,
-    resting: list[RestingPose],
-    depth_m: np.ndarray,
-    intr: Intrinsics,
-    seed: int,
-    light: bool,
-    polish: bool,
-    only: Callable[[np.ndarray], np.ndarray] | None = None,
-) -> np.ndarray | None:
-    """The baseline's resting-pose and yaw search (fit_segment) on the object's points, as a pose in
-    the table frame T_ct that refine_pose scores its fits in; None when no resting pose passes `only`."""
-    fit = fit_segment(
-        points_cam, plane, class_name, resting, depth_m, intr, seed, light=light, polish=polish, only=only
-    )
-    return None if fit is None else np.linalg.inv(T_ct) @ fit.T_cam_obj
+    return Refined(fit.T_cam_obj, float(sc[0]), float(inl[0]), float(vio[0]), "axis-search")
 
 
 def _free_fit(
