@@ -20,6 +20,7 @@ from graspstack.pose_model.crop_stage import (
     UNCOVERED_MIN_PIXELS,
     CropResult,
     Proposal,
+    _smoothed_depth,
     dropout_proposals,
     explained_pixels,
     recentred_proposals,
@@ -232,6 +233,38 @@ def test_smoothing_leaves_pixels_without_depth_at_zero():
     z[10:20, 10:20] = 0.0
     out = smooth_on_mask(_crop_points(z), np.ones((32, 32), bool), 5, np.full(z.shape, 0.01, np.float32))
     assert np.all(out[10:20, 10:20] == 0.0) and np.all(np.isfinite(out))
+
+
+def _smoothed_depth_as_arrays(z, cell_mask, k, tol, stride):
+    """The smoothing's definition in whole-array NumPy (how it was first written): the compiled
+    kernel must give these depths to the bit."""
+    s = z.shape[0] // cell_mask.shape[0]
+    obj = np.repeat(np.repeat(cell_mask, s, 0), s, 1) & (z > 0)
+    r = k // 2
+    padded = np.pad(np.where(obj, z, np.nan), r, constant_values=np.nan)
+    h, w = z.shape
+    z_out, obj_out = z[::stride, ::stride], obj[::stride, ::stride]
+    total, count = np.zeros_like(z_out), np.zeros_like(z_out)
+    for dy in range(k):
+        for dx in range(k):
+            near = padded[dy : dy + h : stride, dx : dx + w : stride]
+            ok = np.abs(near - z_out) <= tol  # NaN (not the object) compares False
+            total += np.where(ok, near, 0.0)
+            count += ok
+    return np.where(obj_out & (count > 0), total / np.maximum(count, 1.0), z_out)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_compiled_smoothing_matches_its_array_definition(stride):
+    rng = np.random.default_rng(stride)
+    z = (0.7 + rng.normal(0, 0.004, (64, 64))).astype(np.float32)
+    z[:, 40:] += 0.02  # a step
+    z[rng.random(z.shape) < 0.05] = 0.0  # dropouts
+    mask = rng.random((32, 32)) < 0.7
+    tol = np.full((64 // stride, 64 // stride), 0.006, np.float32)
+    got = _smoothed_depth(z, mask, tol, 5, stride)
+    want = _smoothed_depth_as_arrays(z, mask, 5, tol, stride)
+    assert got.dtype == want.dtype and np.array_equal(got, want)
 
 
 def _weak_result(inliers: float, fitted_centre_px: tuple[float, float], cut_at_px: tuple[float, float]):
