@@ -1,7 +1,7 @@
-"""Benchmarks: lab rendering throughput and pose-estimator latency, in one run on this machine.
+"""Benchmarks: lab rendering throughput, pose-estimator latency and memory, in one run on this machine.
 
-Writes JSON (for tracking) and Markdown (for people). Numbers are wall-clock on whatever machine
-runs this: compare only within one run.
+Writes JSON (for tracking) and Markdown (for people). Times are wall-clock on whatever machine runs
+this: compare only within one run. Memory is each process's resident set (memory.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.memory import bench_memory
 from benchmarks.stats import percentiles
 
 
@@ -39,16 +40,16 @@ def bench_render(scenes: int, workers: list[int]) -> list[dict]:
     return rows
 
 
-def held_out_frames(scenes: int) -> dict[str, list]:
-    """Decoded frames of held-out seed 9999 per slice (decoding is not part of any timing)."""
+def held_out_frames(scenes: int, root: Path) -> dict[str, list]:
+    """Held-out seed 9999 rendered under root/<slice>, and its frames decoded per slice (decoding is
+    not part of any timing)."""
     from graspstack.scene_io import Scene, iter_scene_dirs
     from lab.dataset import render_dataset
 
     frames = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for slice_name in ("nominal", "hard"):
-            render_dataset(Path(tmp) / slice_name, scenes, seed=9999, slice_name=slice_name, progress=False)
-            frames[slice_name] = [Scene(d).frame() for d in iter_scene_dirs(Path(tmp) / slice_name)]
+    for slice_name in ("nominal", "hard"):
+        render_dataset(root / slice_name, scenes, seed=9999, slice_name=slice_name, progress=False)
+        frames[slice_name] = [Scene(d).frame() for d in iter_scene_dirs(root / slice_name)]
     return frames
 
 
@@ -143,6 +144,25 @@ def to_markdown(result: dict) -> str:
         for name, v in stages["stages_ms"].items():
             share = stages["share_of_mean"].get(name, 1.0)
             lines.append(f"| {name} | {v['p50']} | {v['p95']} | {v['p99']} | {share:.0%} |")
+    if result.get("memory"):
+        lines += [
+            "",
+            "## Memory: resident set of one process per predictor (MiB)",
+            "",
+            "| predictor | before loading (imports, frames) | loaded + 1 frame | peak, nominal frames "
+            "| peak, hard frames |",
+            "|---|---|---|---|---|",
+        ]
+        for r in result["memory"]:
+            peak = r["peak_mib"]
+            lines.append(
+                f"| {r['predictor']} | {r['before_mib']} | {r['loaded_mib']} | {peak.get('nominal')} | "
+                f"{peak.get('hard')} |"
+            )
+        lines.append(
+            f"\nPeaks over {result['memory'][0]['frames_per_slice']} frames a slice, counted from "
+            f"the {result['memory'][0]['peak_since']}."
+        )
     if result.get("serving"):
         lines += [
             "",
@@ -156,6 +176,15 @@ def to_markdown(result: dict) -> str:
                 f"| {r['mode']} | {r['frames']} | {r['p50']} | {r['p95']} | {r['p99']} | "
                 f"{r['frames_per_s']} | {r.get('errors', 0)} |"
             )
+    if result.get("served_memory"):
+        lines += [
+            "",
+            "## Memory: served processes after the served rows above (MiB)",
+            "",
+            "| process | resident | peak |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {r['process']} | {r['rss']} | {r['peak']} |" for r in result["served_memory"]]
     return "\n".join(lines) + "\n"
 
 
@@ -169,14 +198,17 @@ def main() -> None:
     parser.add_argument("--skip-serving", action="store_true")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
-    frames = held_out_frames(args.predict_scenes)
-    result = {
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": f"{platform.machine()}, {cores} cores, {platform.python_implementation()} "
-        f"{platform.python_version()}",
-        "render": bench_render(args.render_scenes, sorted({1, cores})),
-        "predictors": bench_predictors(args.predictors.split(","), frames),
-    }
+    with tempfile.TemporaryDirectory() as tmp:
+        scenes = Path(tmp)
+        frames = held_out_frames(args.predict_scenes, scenes)
+        result = {
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": f"{platform.machine()}, {cores} cores, {platform.python_implementation()} "
+            f"{platform.python_version()}",
+            "render": bench_render(args.render_scenes, sorted({1, cores})),
+            "predictors": bench_predictors(args.predictors.split(","), frames),
+            "memory": bench_memory(args.predictors.split(","), scenes),
+        }
     # Hard frames hold more objects and get the second and third looks: the split differs.
     stages = bench_model_stages(frames) or {}
     result["model_stages"], result["model_stages_hard"] = stages.get("nominal"), stages.get("hard")
@@ -186,7 +218,8 @@ def main() -> None:
 
         version = result["model_stages"]["model"]
         raws = [encode_frame(f) for f in frames["nominal"]]
-        result["serving"] = bench_raw(f"model:{version}", frames["nominal"]) + bench_served(version, raws)
+        served, result["served_memory"] = bench_served(version, raws)
+        result["serving"] = bench_raw(f"model:{version}", frames["nominal"]) + served
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))

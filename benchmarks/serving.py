@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 
+from benchmarks.memory import status_mib
 from benchmarks.stats import percentiles
 from graspstack.runtime.health import check
 from graspstack.runtime.processes import stop_popen
@@ -105,12 +106,16 @@ def _load(target: str, requests: list, clients: int, per_client: int) -> dict:
     }
 
 
-def bench_served(spec: str, raws: list, clients=(1, 4, 16), per_client_total: int = 100) -> list[dict]:
+def bench_served(
+    spec: str, raws: list, clients=(1, 4, 16), per_client_total: int = 100
+) -> tuple[list[dict], list[dict]]:
+    """Latency rows per (shadow mirror, clients), and each service process's resident set and peak
+    (memory.status_mib) once its load is done."""
     from graspstack.v1 import pose_pb2
     from services.convert import raw_frame_to_proto
 
     requests = [pose_pb2.EstimatePosesRequest(frame=raw_frame_to_proto(r)) for r in raws]
-    rows = []
+    rows, memory = [], []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         redis = RedisServer(tmp / "redis", port=free_port()).start()
@@ -152,10 +157,17 @@ def bench_served(spec: str, raws: list, clients=(1, 4, 16), per_client_total: in
                                 **row,
                             }
                         )
+                    memory.append(
+                        {
+                            "process": f"pose service, shadow mirror {'on' if mirror else 'off'}",
+                            **status_mib(pose.pid),
+                        }
+                    )
                 finally:
                     stop_popen(pose, 30)
+            memory.append({"process": "shadow service (scripted baseline)", **status_mib(procs[0].pid)})
         finally:
             for p in procs:
                 stop_popen(p, 30)
             redis.stop()
-    return rows
+    return rows, memory
