@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from graspstack.metric import angular_error_deg, within_spec
-from graspstack.pose_model.edges import align_resting_to_edges
+from graspstack.pose_model.edges import OUTLINE_REACH_PX, _nearest_samples, align_resting_to_edges
 from graspstack.predictors.scripted.fit import _rz, model_cloud
 from graspstack.predictors.scripted.priors import load_priors
 
@@ -121,3 +121,17 @@ def test_a_lego_on_its_side_the_wrong_way_round_is_turned_by_its_outline(
     # Measured: 5 of 7. The other two come back 176-178 deg off: their outline both ways round is
     # within 5% in strength, and the turned start lands 1-2 mm off the brick (edges.py).
     assert np.mean(flipped) >= 0.7
+
+
+def test_each_outline_pixel_gets_the_sample_nearest_it():
+    # Surface samples projected into a 60 x 40 px window; outline pixels: pixels that hold a sample,
+    # as the silhouette's outline pixels do (or have one next to them, after its closing).
+    rng = np.random.default_rng(0)
+    uv = rng.uniform([200.0, 100.0], [260.0, 140.0], (1500, 2))
+    lo = np.floor(uv.min(axis=0)).astype(np.int64) - 2
+    px = np.round(uv).astype(np.int64) - lo
+    shape = (int(px[:, 1].max()) + 3, int(px[:, 0].max()) + 3)
+    outline = np.unique(px[rng.choice(len(px), 120, replace=False)], axis=0).astype(np.float64)
+    got = _nearest_samples(uv, px, shape, outline, lo.astype(np.float64), OUTLINE_REACH_PX)
+    brute = np.argmin(np.linalg.norm(uv[None] - (outline + lo)[:, None], axis=-1), axis=1)
+    np.testing.assert_array_equal(got, brute)
