@@ -104,87 +104,88 @@ def bench_predictors(specs: list[str], frames: dict[str, list]) -> list[dict]:
     return rows
 
 
+def _section(title: str, header: list[str], rows: list[list]) -> list[str]:
+    """A report section: its title and a Markdown table."""
+    lines = ["", f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
 def to_markdown(result: dict) -> str:
-    lines = [
-        f"# Benchmarks ({result['when']}, {result['machine']})",
-        "",
-        "## Lab rendering",
-        "",
-        "| slice | workers | scenes | seconds | scenes/s |",
-        "|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['slice']} | {r['workers']} | {r['scenes']} | {r['seconds']} | {r['scenes_per_second']} |"
-        for r in result["render"]
-    ]
-    lines += [
-        "",
-        "## Pose estimators, per 640x480 frame (single request)",
-        "",
-        "| predictor | slice | p50 ms | p95 ms | p99 ms | frames/s |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in result["predictors"]:
-        lat = r["latency_ms"]
-        lines.append(
-            f"| {r['predictor']} | {r['slice']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | "
-            f"{r['frames_per_second']} |"
-        )
+    lines = [f"# Benchmarks ({result['when']}, {result['machine']})"]
+    lines += _section(
+        "Lab rendering",
+        ["slice", "workers", "scenes", "seconds", "scenes/s"],
+        [
+            [r["slice"], r["workers"], r["scenes"], r["seconds"], r["scenes_per_second"]]
+            for r in result["render"]
+        ],
+    )
+    lines += _section(
+        "Pose estimators, per 640x480 frame (single request)",
+        ["predictor", "slice", "p50 ms", "p95 ms", "p99 ms", "frames/s"],
+        [
+            [
+                r["predictor"],
+                r["slice"],
+                *(r["latency_ms"][q] for q in ("p50", "p95", "p99")),
+                r["frames_per_second"],
+            ]
+            for r in result["predictors"]
+        ],
+    )
     for key, slice_name in (("model_stages", "nominal"), ("model_stages_hard", "hard")):
         stages = result.get(key)
-        if not stages:
-            continue
-        lines += [
-            "",
-            f"## Pose model {stages['model']}: time per stage ({slice_name} frames)",
-            "",
-            "| stage | p50 ms | p95 ms | p99 ms | share of mean |",
-            "|---|---|---|---|---|",
-        ]
-        for name, v in stages["stages_ms"].items():
-            share = stages["share_of_mean"].get(name, 1.0)
-            lines.append(f"| {name} | {v['p50']} | {v['p95']} | {v['p99']} | {share:.0%} |")
+        if stages:
+            lines += _section(
+                f"Pose model {stages['model']}: time per stage ({slice_name} frames)",
+                ["stage", "p50 ms", "p95 ms", "p99 ms", "share of mean"],
+                [
+                    [name, v["p50"], v["p95"], v["p99"], f"{stages['share_of_mean'].get(name, 1.0):.0%}"]
+                    for name, v in stages["stages_ms"].items()
+                ],
+            )
     if result.get("memory"):
-        lines += [
-            "",
-            "## Memory: resident set of one process per predictor (MiB)",
-            "",
-            "| predictor | before loading (imports, frames) | loaded + 1 frame | peak, nominal frames "
-            "| peak, hard frames |",
-            "|---|---|---|---|---|",
-        ]
-        for r in result["memory"]:
-            peak = r["peak_mib"]
-            lines.append(
-                f"| {r['predictor']} | {r['before_mib']} | {r['loaded_mib']} | {peak.get('nominal')} | "
-                f"{peak.get('hard')} |"
-            )
-        lines.append(
-            f"\nPeaks over {result['memory'][0]['frames_per_slice']} frames a slice, counted from "
-            f"the {result['memory'][0]['peak_since']}."
+        memory = result["memory"]
+        lines += _section(
+            "Memory: resident set of one process per predictor (MiB)",
+            [
+                "predictor",
+                "before loading (imports, frames)",
+                "loaded + 1 frame",
+                "peak, nominal frames",
+                "peak, hard frames",
+            ],
+            [
+                [
+                    r["predictor"],
+                    r["before_mib"],
+                    r["loaded_mib"],
+                    r["peak_mib"].get("nominal"),
+                    r["peak_mib"].get("hard"),
+                ]
+                for r in memory
+            ],
         )
+        lines += [
+            "",
+            f"Peaks over {memory[0]['frames_per_slice']} frames a slice, counted from the "
+            f"{memory[0]['peak_since']}.",
+        ]
     if result.get("serving"):
-        lines += [
-            "",
-            "## Served vs raw model (nominal frames, inline, same run)",
-            "",
-            "| mode | frames | p50 ms | p95 ms | p99 ms | frames/s | errors |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for r in result["serving"]:
-            lines.append(
-                f"| {r['mode']} | {r['frames']} | {r['p50']} | {r['p95']} | {r['p99']} | "
-                f"{r['frames_per_s']} | {r.get('errors', 0)} |"
-            )
+        lines += _section(
+            "Served vs raw model (nominal frames, inline, same run)",
+            ["mode", "frames", "p50 ms", "p95 ms", "p99 ms", "frames/s", "errors"],
+            [
+                [r["mode"], r["frames"], r["p50"], r["p95"], r["p99"], r["frames_per_s"], r.get("errors", 0)]
+                for r in result["serving"]
+            ],
+        )
     if result.get("served_memory"):
-        lines += [
-            "",
-            "## Memory: served processes after the served rows above (MiB)",
-            "",
-            "| process | resident | peak |",
-            "|---|---|---|",
-        ]
-        lines += [f"| {r['process']} | {r['rss']} | {r['peak']} |" for r in result["served_memory"]]
+        lines += _section(
+            "Memory: served processes after the served rows above (MiB)",
+            ["process", "resident", "peak"],
+            [[r["process"], r["rss"], r["peak"]] for r in result["served_memory"]],
+        )
     return "\n".join(lines) + "\n"
 
 
