@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from graspstack.predictors.scripted.kernels import _kabsch_step
+
 
 @dataclass
 class RigidFit:
@@ -25,7 +27,8 @@ class RigidFit:
 @njit(cache=True, nogil=True, inline="always")
 def _kabsch_on(X, P, m):  # pragma: no cover - compiled
     """The least-squares rigid pose (Kabsch) taking object points X (N, 3) onto camera points P where
-    m holds: (R (3, 3), t (3,)), the reflection removed."""
+    m holds: (R (3, 3), t (3,)). The pairs' means and cross-covariance go to the depth fit's ICP
+    update (kernels._kabsch_step), applied to the identity."""
     k = 0.0
     mx, mp = np.zeros(3), np.zeros(3)
     for n in range(X.shape[0]):
@@ -36,17 +39,13 @@ def _kabsch_on(X, P, m):  # pragma: no cover - compiled
                 mp[c] += P[n, c]
     mx /= k
     mp /= k
-    H = np.zeros((3, 3))
+    M = np.zeros((3, 3))  # sum over pairs of (p - mean p)(x - mean x)^T, as _kabsch_step takes it
     for n in range(X.shape[0]):
         if m[n]:
             for r in range(3):
                 for c in range(3):
-                    H[r, c] += (X[n, r] - mx[r]) * (P[n, c] - mp[c])
-    U, _, Vt = np.linalg.svd(H)
-    D = np.ones(3)
-    D[2] = np.sign(np.linalg.det(Vt.T @ U.T))
-    R = Vt.T @ (D.reshape(3, 1) * U.T)
-    return R, mp - R @ mx
+                    M[r, c] += (P[n, r] - mp[r]) * (X[n, c] - mx[c])
+    return _kabsch_step(M, mx, mp, np.eye(3), np.zeros(3))
 
 
 @njit(cache=True, nogil=True, inline="always")
