@@ -55,12 +55,13 @@ def measure(spec: str, data: Path, frames_per_slice: int) -> dict:
     predictor.predict(next(iter(slices.values()))[0])  # lazy loading belongs to "loaded"
     loaded = status_mib()["rss"]
     result = {"predictor": spec, "before_mib": before, "loaded_mib": loaded, "peak_mib": {}}
+    exact = True
     for name, frames in slices.items():
-        exact = reset_peak()
+        exact &= reset_peak()
         for frame in frames:
             predictor.predict(frame)
         result["peak_mib"][name] = status_mib()["peak"]
-        result["peak_since"] = "slice start" if exact else "process start"
+    result["peak_since"] = "slice start" if exact else "process start"
     result["frames_per_slice"] = frames_per_slice
     return result
 
