@@ -184,7 +184,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         crop_mine_share=args.crop_mine_share,
         crop_blend=args.crop_blend,
     )
-    if args.stage in FRAME_NET_TRAINERS:  # the version's validation is as it was: this adds one net
+    if args.stage in (*FRAME_NET_TRAINERS, "ranker"):  # the version's validation is as it was
         print(json.dumps({"version": card["version"], args.stage: card[args.stage]}))
     else:
         print(
@@ -249,11 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--crop-minutes", type=float, default=35.0, help="time budget of the second stage")
     tr.add_argument(
         "--stage",
-        choices=("all", "crops", "detector", "wayround", "handle", "studs"),
+        choices=("all", "crops", "detector", "wayround", "handle", "studs", "ranker"),
         default="all",
         help="crops: a new second stage only; detector: fine-tune --base's detector, keep its CropNet; "
         "wayround / handle / studs: add the lego way-round net / the mug handle net / the lego studs net "
-        "to --base (for --minutes)",
+        "to --base (for --minutes); ranker: add the refinement-hypothesis ranker learned on --base's own "
+        "pipeline over --data (rendered scenes: it needs their ground truth)",
     )
     tr.add_argument(
         "--base",

@@ -9,6 +9,7 @@ correspondences), and refine (per-object depth fit, see refine.py).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -33,6 +34,7 @@ from graspstack.pose_model.geometry import bbox_centre_obj, ray_rotation
 from graspstack.pose_model.handle import Handle
 from graspstack.pose_model.network import INPUT_HW, make_input, split_outputs
 from graspstack.pose_model.object_map import ObjectMap
+from graspstack.pose_model.ranker import Hypotheses, Ranker
 from graspstack.pose_model.refine import (
     SNAP_MARGIN,
     Refined,
@@ -231,6 +233,7 @@ class ModelPredictor:
         threads: torch's threads for the frame's forward passes; object_workers (default: threads):
         threads for the per-object refinements (object_map.py; 1: in the calling thread)."""
         self.objects = ObjectMap(threads if object_workers is None else object_workers)
+        net_given = net is not None
         if net is None:
             net, self.version = load_network(version, root)
             crop_net = load_crop_network(self.version, root)
@@ -248,6 +251,10 @@ class ModelPredictor:
         self.handle = Handle(fold_batchnorm(handle_net), on_caller) if handle_net is not None else None
         self.studs = Studs(fold_batchnorm(studs_net), on_caller) if studs_net is not None else None
         self.calibration = Calibration.load(_root(root) / self.version) if crop_net is not None else None
+        # Which refinement hypothesis wins: the version's learned ranker where it has one (ranker.py),
+        # else the lowest handicapped depth score.
+        ranker = None if net_given else Ranker.load(_root(root) / self.version)
+        self.choose_hypothesis: Callable[[Hypotheses], int] | None = ranker.choose if ranker else None
         # Only a calibrated probability is a fair reason to withhold an answer.
         self.min_confidence = MIN_CONFIDENCE_TWO_STAGE if self.calibration is not None else 0.0
         self.crop_stage = (
@@ -445,6 +452,7 @@ class ModelPredictor:
             axis_sweep=r.class_name in AXIS_SWEPT,
             axis_turn=self._handle_turn(frame) if r.class_name in HANDLE_TURNED else None,
             multi_start=r.class_name in MULTI_STARTED,
+            choose=self.choose_hypothesis,
         )
         if r.class_name in STUDS_CHECKED and self.studs is not None:
             fit = self._studs_checked(fit, r, plane, depth, frame)

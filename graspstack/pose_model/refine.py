@@ -33,6 +33,7 @@ import numpy as np
 from graspstack.frames import Intrinsics
 from graspstack.geometry import rot_x, rot_y, rot_z
 from graspstack.pose_model.geometry import bbox_centre_obj
+from graspstack.pose_model.ranker import Hypotheses
 from graspstack.predictors.scripted.fit import (
     POLISH_LEVELS,
     _free_icp,
@@ -216,7 +217,10 @@ def refine_pose(
     axis_sweep: bool = False,
     axis_turn: AxisTurn | None = None,
     multi_start: bool = False,
+    choose: Callable[[Hypotheses], int] | None = None,
 ) -> Refined:
+    """choose: a learned choice between the hypotheses (ranker.Ranker.choose); None: the lowest
+    handicapped score (_choose)."""
     cloud = model_cloud(class_name)
     points_cam, Q, T_ct, tol = _in_table_frame(points_cam, plane, seed)
     T_to = np.linalg.inv(T_ct) @ T_init
@@ -266,11 +270,13 @@ def refine_pose(
         t_all = np.concatenate([t_all, T_to[None, :3, 3]])
         names.append("search")
         score, inliers, violation = _score(Q, R_all, t_all, cloud, T_ct, depth_m, intr, tol)
-    # The search wins only by more than search_handicap: it starts from no guess, so a near tie goes
-    # to the fits seeded by the network.
+    i = _choose(names, score, search_handicap)
+    if choose is not None and len(names) > 1:
+        # Copies: the winner's entries are overwritten below as it is polished, and a chooser may keep
+        # what it was shown (ranker_train records it).
+        arrays = (a.copy() for a in (score, inliers, violation, R_all, t_all))
+        i = choose(Hypotheses(class_name, list(names), *arrays, R0, t0, resting, i))
     # A restart is the free fit started elsewhere: it is polished as the free fit is.
-    handicap = {"search": search_handicap, "restart": MULTI_START_HANDICAP}
-    i = int(np.argmin(score + np.array([handicap.get(n, 0.0) for n in names])))
     if names[i] in free_polish or (names[i] == "restart" and "free" in free_polish):
         Rp, tp = _polish_free(
             Q[:POLISH_POINTS],
@@ -325,6 +331,14 @@ def refine_pose(
     T = np.eye(4)
     T[:3, :3], T[:3, 3] = R_all[i], t_all[i]
     return Refined(T_ct @ T, float(score[i]), float(inliers[i]), float(violation[i]), names[i])
+
+
+def _choose(names: list[str], score: np.ndarray, search_handicap: float) -> int:
+    """The winning hypothesis: the lowest score, where a search wins only by more than
+    search_handicap (it starts from no guess, so a near tie goes to the fits seeded by the network)
+    and a restart by more than MULTI_START_HANDICAP."""
+    handicap = {"search": search_handicap, "restart": MULTI_START_HANDICAP}
+    return int(np.argmin(score + np.array([handicap.get(n, 0.0) for n in names])))
 
 
 def _in_table_frame(points_cam: np.ndarray, plane: Plane, seed: int):

@@ -36,6 +36,7 @@ from graspstack.pose_model.data import SceneArrays, build_cache, concat, load_ca
 from graspstack.pose_model.losses import pose_losses, total_loss
 from graspstack.pose_model.mining import hard_first, load_mined_crops
 from graspstack.pose_model.network import INPUT_HW, PoseNet
+from graspstack.pose_model.ranker import RANKER_FILE
 from graspstack.pose_model.registry import (
     CROP_WEIGHTS_FILE,
     FRAME_NET_FILES,
@@ -265,6 +266,28 @@ def add_frame_net(kind: str, base: str, version: str | None, train_dirs: list[st
     return card
 
 
+def add_ranker(base: str, version: str | None, train_dirs: list[str]) -> dict:
+    """Learn the hypothesis ranker (ranker.py) on `base`'s own pipeline over `train_dirs` and add it to
+    `base` (in place) or to a copy of `base` named `version`; its card entry is card["ranker"]."""
+    from graspstack.pose_model.ranker_train import train_ranker
+
+    torch.set_num_threads(2)
+    started = time.monotonic()
+    version = version or base
+    if version != base:
+        shutil.copytree(_root(None) / base, _root(None) / version)
+    (_root(None) / version / RANKER_FILE).unlink(missing_ok=True)  # choose as the base's pipeline does
+    ranker, info = train_ranker(base, [Path(d) for d in train_dirs])
+    ranker.save(_root(None) / version)
+    card = load_card(version) | {"version": version}
+    card["ranker"] = info | {
+        "minutes": round((time.monotonic() - started) / 60.0, 1),
+        "trained_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    write_card(version, card)
+    return card
+
+
 def run_training(
     train_dirs: list[str],
     val_dirs: list[str],
@@ -285,6 +308,12 @@ def run_training(
     crop_mine_share: float = 0.35,
     crop_blend: float | None = None,
 ) -> dict:
+    if stage == "ranker":
+        if not base:
+            raise ValueError(
+                "--stage ranker needs --base VERSION (whose pipeline the ranker learns to choose for)"
+            )
+        return add_ranker(base, version, train_dirs)
     if stage in FRAME_NET_TRAINERS:
         if not base:
             raise ValueError(f"--stage {stage} needs --base VERSION (the version the net is added to)")
