@@ -49,8 +49,8 @@ bench: setup
 	$(BIN)/python -m benchmarks.run --out reports/bench.json
 
 # A speed-up checked against another revision, both timed interleaved on the same frames (this
-# machine's speed wanders between runs): make bench-revisions BASE=<rev> [PREDICTOR=model:v16] [SLICE=hard]
-PREDICTOR ?= model:v16
+# machine's speed wanders between runs): make bench-revisions BASE=<rev> [PREDICTOR=model:v17] [SLICE=hard]
+PREDICTOR ?= model:v17
 SLICE ?= nominal
 bench-revisions: setup
 	@test -n "$(BASE)" || { echo "usage: make bench-revisions BASE=<git revision>"; exit 2; }
