@@ -187,10 +187,8 @@ def _fit(
 
 def _ranker(net: torch.nn.Module, mean: np.ndarray, scale: np.ndarray, margin: float) -> Ranker:
     first, _, last = net
-    as_np = lambda p: p.detach().numpy()  # noqa: E731
-    return Ranker(
-        mean, scale, as_np(first.weight), as_np(first.bias), as_np(last.weight), as_np(last.bias), margin
-    )
+    w1, b1, w2, b2 = (p.detach().numpy() for p in (first.weight, first.bias, last.weight, last.bias))
+    return Ranker(mean, scale, w1, b1, w2, b2, margin)
 
 
 def switches(ranker: Ranker, examples: list[Example]) -> dict:
