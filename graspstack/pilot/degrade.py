@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from graspstack.pose_model import registry
@@ -27,11 +28,13 @@ def make_degraded(parent: str, noise_scale: float = NOISE_SCALE, seed: int = 0) 
     gen = torch.Generator().manual_seed(seed)
     # Both stages of a two-stage version: the second alone would still rescue much of a noisy first.
     for path in sorted(dst.glob("*.safetensors")):
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
         weights = load_file(str(path))
         for name, t in weights.items():
             if t.is_floating_point() and t.numel() > 1 and "running" not in name:
                 weights[name] = t + torch.randn(t.shape, generator=gen) * t.std() * noise_scale
-        save_file(weights, str(path), metadata={"degraded_from": parent})
+        save_file(weights, str(path), metadata=metadata | {"degraded_from": parent})
     (dst / "calibration.json").unlink(missing_ok=True)  # the parent's calibration says nothing here
     card = registry.load_card(parent)
     card.update(

@@ -119,6 +119,8 @@ class Ranker:
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / RANKER_FILE
+        # The margin is a tensor too, not file metadata: tools that rewrite weight files (the pilot's
+        # degraded copy) keep tensors, and a ranker without its margin would switch on any preference.
         tensors = {
             "mean": self.mean,
             "scale": self.scale,
@@ -126,8 +128,9 @@ class Ranker:
             "b1": self.b1,
             "w2": self.w2,
             "b2": self.b2,
+            "margin": np.array([self.margin], dtype=np.float64),
         }
-        save_file(tensors, str(path), metadata={"margin": repr(self.margin), "features": str(N_FEATURES)})
+        save_file(tensors, str(path))
         return path
 
     @classmethod
@@ -136,11 +139,7 @@ class Ranker:
         path = Path(directory) / RANKER_FILE
         if not path.exists():
             return None
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="numpy") as f:
-            margin = float(f.metadata()["margin"])
         t = load_file(str(path))
         if t["w1"].shape[1] != N_FEATURES:
             raise ValueError(f"{path}: {t['w1'].shape[1]} features, this code computes {N_FEATURES}")
-        return cls(t["mean"], t["scale"], t["w1"], t["b1"], t["w2"], t["b2"], margin)
+        return cls(t["mean"], t["scale"], t["w1"], t["b1"], t["w2"], t["b2"], float(t["margin"][0]))
