@@ -16,7 +16,7 @@ unless the ranker prefers another by more than `margin` in probability: a switch
 objects it could break.
 
 Weights live in the version directory as `ranker.safetensors` (the input standardisation, the two
-layers, and the margin in its metadata); a version without it chooses as refine._choose does.
+layers and the margin); a version without it chooses as refine._choose does.
 """
 
 from __future__ import annotations
