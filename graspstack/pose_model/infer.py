@@ -34,9 +34,10 @@ from graspstack.pose_model.geometry import bbox_centre_obj, ray_rotation
 from graspstack.pose_model.handle import Handle
 from graspstack.pose_model.network import INPUT_HW, make_input, split_outputs
 from graspstack.pose_model.object_map import ObjectMap
-from graspstack.pose_model.ranker import Hypotheses, Ranker
+from graspstack.pose_model.ranker import Ranker
 from graspstack.pose_model.refine import (
     SNAP_MARGIN,
+    Hypotheses,
     Refined,
     refine_pose,
     refit_within,
@@ -233,7 +234,6 @@ class ModelPredictor:
         threads: torch's threads for the frame's forward passes; object_workers (default: threads):
         threads for the per-object refinements (object_map.py; 1: in the calling thread)."""
         self.objects = ObjectMap(threads if object_workers is None else object_workers)
-        net_given = net is not None
         if net is None:
             net, self.version = load_network(version, root)
             crop_net = load_crop_network(self.version, root)
@@ -253,7 +253,7 @@ class ModelPredictor:
         self.calibration = Calibration.load(_root(root) / self.version) if crop_net is not None else None
         # Which refinement hypothesis wins: the version's learned ranker where it has one (ranker.py),
         # else the lowest handicapped depth score.
-        ranker = None if net_given else Ranker.load(_root(root) / self.version)
+        ranker = Ranker.load(_root(root) / self.version) if crop_net is not None else None
         self.choose_hypothesis: Callable[[Hypotheses], int] | None = ranker.choose if ranker else None
         # Only a calibrated probability is a fair reason to withhold an answer.
         self.min_confidence = MIN_CONFIDENCE_TWO_STAGE if self.calibration is not None else 0.0

@@ -21,43 +21,19 @@ layers and the margin); a version without it chooses as refine._choose does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from graspstack.geometry import rotation_angle_deg
-from graspstack.predictors.scripted.resting import RestingPose
+from graspstack.pose_model.refine import Hypotheses, _nearest_resting
 
 RANKER_FILE = "ranker.safetensors"
 CLASSES = ("duck", "teddy", "mug", "lego", "jenga")
 KINDS = ("free", "resting", "restart", "search")
 RESTING_CAP_DEG = 45.0  # beyond this a hypothesis is simply "not resting"
 N_FEATURES = len(CLASSES) + len(KINDS) + 11
-
-
-@dataclass
-class Hypotheses:
-    """One object's refinement hypotheses, table frame, as refine_pose compares them."""
-
-    class_name: str
-    names: list[str]  # "free", "table", "resting", "restart" or "search", per hypothesis
-    score: np.ndarray  # (n,) the depth score, lower is better
-    inliers: np.ndarray  # (n,)
-    violation: np.ndarray  # (n,) free-space violation
-    R: np.ndarray  # (n, 3, 3)
-    t: np.ndarray  # (n, 3)
-    R_seed: np.ndarray  # (3, 3) the network's pose that seeded the fits
-    t_seed: np.ndarray  # (3,)
-    resting: list[RestingPose]
-    default: int  # refine._choose's pick
-
-
-def _resting_off_deg(resting: list[RestingPose], R: np.ndarray) -> float:
-    up = R.T @ np.array([0.0, 0.0, 1.0])  # table up seen in the object frame
-    best = max((float(p.up_obj @ up) for p in resting), default=-1.0)
-    return float(np.degrees(np.arccos(np.clip(best, -1.0, 1.0))))
 
 
 def features(h: Hypotheses) -> np.ndarray:
@@ -70,7 +46,7 @@ def features(h: Hypotheses) -> np.ndarray:
     for j in range(n):
         kind = [1.0 * (h.names[j] == k) for k in KINDS]
         cls = [1.0 * (h.class_name == c) for c in CLASSES]
-        off = min(_resting_off_deg(h.resting, h.R[j]), RESTING_CAP_DEG) / RESTING_CAP_DEG
+        off = min(_nearest_resting(h.resting, h.R[j])[1], RESTING_CAP_DEG) / RESTING_CAP_DEG
         rows[j] = (
             cls
             + kind

@@ -1,7 +1,7 @@
 """`graspstack train --stage ranker --base VERSION`: learn which refinement hypothesis to keep.
 
 For each object of the training scenes the base version's pipeline is run as it is, recording the
-object's hypotheses (ranker.Hypotheses), and then once more per distinct hypothesis with that one
+object's hypotheses (refine.Hypotheses), and then once more per distinct hypothesis with that one
 forced as the winner, so that each hypothesis is labelled by what the whole pipeline would answer
 from it (polish, axis sweep, snap, studs check, outline alignment), not by its own raw error: most
 raw errors the polish mends, and a ranker trained on raw errors switched 5x more often than it
@@ -14,7 +14,6 @@ that gains the most objects net of those it breaks there.
 
 from __future__ import annotations
 
-import pickle
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,8 @@ from graspstack.frames import ObjectPose
 from graspstack.geometry import quat_to_matrix, rotation_angle_deg
 from graspstack.metric import angular_error_deg, within_spec
 from graspstack.pose_model.infer import ModelPredictor
-from graspstack.pose_model.ranker import N_FEATURES, Hypotheses, Ranker, features
+from graspstack.pose_model.ranker import N_FEATURES, Ranker, features
+from graspstack.pose_model.refine import Hypotheses
 from graspstack.scene_io import Scene, iter_scene_dirs
 
 MATCH_M = 0.03  # an object's answers within this of a ground-truth object of its class are about it
@@ -131,29 +131,10 @@ def _distance(a: ObjectPose, b: ObjectPose) -> float:
 
 
 def collect(base: str, roots: list[Path]) -> list[Example]:
-    """Every root's examples, each root's kept beside its scenes (`.ranker-BASE.pkl`) so that a second
-    fit of the ranker on the same scenes and base does not replay them again."""
-    examples: list[Example] = []
-    for root in roots:
-        cache = root / f".ranker-{base}.pkl"
-        if cache.exists():
-            with cache.open("rb") as f:
-                cached = pickle.load(f)
-            if all(e.features.shape[1] == N_FEATURES for e in cached):  # else: features since changed
-                examples += cached
-                continue
-        found = _replayed(base, root)
-        with cache.open("wb") as f:
-            pickle.dump(found, f)
-        examples += found
-    return examples
-
-
-def _replayed(base: str, root: Path) -> list[Example]:
     predictor = RecordingPredictor(base)
     examples: list[Example] = []
-    scenes = list(iter_scene_dirs(root))
-    for d in tqdm(scenes, desc=f"replaying {base}'s hypotheses", unit="scene", mininterval=5):
+    scenes = [(root, d) for root in roots for d in iter_scene_dirs(root)]
+    for root, d in tqdm(scenes, desc=f"replaying {base}'s hypotheses", unit="scene", mininterval=5):
         predictor.outcomes.clear()
         scene = Scene(d)
         predictor.predict(scene.frame())

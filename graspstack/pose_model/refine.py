@@ -33,7 +33,6 @@ import numpy as np
 from graspstack.frames import Intrinsics
 from graspstack.geometry import rot_x, rot_y, rot_z
 from graspstack.pose_model.geometry import bbox_centre_obj
-from graspstack.pose_model.ranker import Hypotheses
 from graspstack.predictors.scripted.fit import (
     POLISH_LEVELS,
     _free_icp,
@@ -119,6 +118,23 @@ def _yaw_of(R: np.ndarray, R0: np.ndarray) -> float:
     """Yaw of Rz(yaw) @ R0 closest to R (both table frame)."""
     M = R @ R0.T
     return float(np.arctan2(M[1, 0] - M[0, 1], M[0, 0] + M[1, 1]))
+
+
+@dataclass
+class Hypotheses:
+    """One object's refinement hypotheses, table frame, as refine_pose compares them."""
+
+    class_name: str
+    names: list[str]  # "free", "table", "resting", "restart" or "search", per hypothesis
+    score: np.ndarray  # (n,) the depth score, lower is better
+    inliers: np.ndarray  # (n,)
+    violation: np.ndarray  # (n,) free-space violation
+    R: np.ndarray  # (n, 3, 3)
+    t: np.ndarray  # (n, 3)
+    R_seed: np.ndarray  # (3, 3) the network's pose that seeded the fits
+    t_seed: np.ndarray  # (3,)
+    resting: list[RestingPose]
+    default: int  # refine._choose's pick
 
 
 def _nearest_resting(resting: list[RestingPose], R: np.ndarray) -> tuple[RestingPose | None, float]:

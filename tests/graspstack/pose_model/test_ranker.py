@@ -8,9 +8,9 @@ import pytest
 
 from graspstack.frames import ObjectPose
 from graspstack.geometry import matrix_to_quat, rot_z
-from graspstack.pose_model.ranker import CLASSES, KINDS, N_FEATURES, Hypotheses, Ranker, features
+from graspstack.pose_model.ranker import CLASSES, KINDS, N_FEATURES, Ranker, features
 from graspstack.pose_model.ranker_train import Example, Outcomes, _fit, _labelled, _ranker, switches
-from graspstack.pose_model.refine import refine_pose
+from graspstack.pose_model.refine import Hypotheses, refine_pose
 from graspstack.predictors.scripted.priors import load_priors
 
 INLIERS = len(CLASSES) + len(KINDS) + 1  # the feature column of a hypothesis's inlier ratio
