@@ -180,9 +180,13 @@ def test_a_lego_sized_hole_in_the_depth_gets_a_lego_crop_at_a_resting_legos_dept
         ("teddy", "residual", 0.65, 0.08, True),
         ("teddy", "residual", 0.75, 0.0, False),
         ("mug", "uncovered", 0.5, 0.12, False),
+        # A half-hidden jenga's surface score runs high, but it takes up no free space the camera sees.
+        ("jenga", "residual", 1.1, 0.0, True),
+        ("jenga", "uncovered", 1.1, 0.07, False),
+        ("jenga", "residual", 1.6, 0.0, False),
     ],
 )
-def test_a_second_look_lego_is_held_to_tighter_bounds(class_name, source, score, free_space, kept):
+def test_second_look_legos_and_jengas_have_their_own_bounds(class_name, source, score, free_space, kept):
     assert _second_look_fit_holds(_crop(source, class_name=class_name), _fit(score, free_space)) is kept
 
 
