@@ -248,6 +248,22 @@ FRAME_NET_TRAINERS = {
 }
 
 
+def _added_to(base: str, version: str | None) -> str:
+    """The version a part is added to: `base` itself (in place), or a copy of it named `version`."""
+    version = version or base
+    if version != base:
+        shutil.copytree(_root(None) / base, _root(None) / version)
+    return version
+
+
+def _with_card_entry(version: str, key: str, info: dict) -> dict:
+    """version's card with card[key] = info, stamped with when it was trained, written back."""
+    card = load_card(version) | {"version": version}
+    card[key] = info | {"trained_utc": datetime.now(UTC).isoformat(timespec="seconds")}
+    write_card(version, card)
+    return card
+
+
 def add_frame_net(kind: str, base: str, version: str | None, train_dirs: list[str], minutes: float) -> dict:
     """Train the frame net `kind` (FRAME_NET_TRAINERS) and add it to `base` (in place) or to a copy of
     `base` named `version`; its card entry is card[kind]."""
@@ -255,15 +271,10 @@ def add_frame_net(kind: str, base: str, version: str | None, train_dirs: list[st
     train = getattr(importlib.import_module(module), name)
 
     torch.set_num_threads(2)
-    version = version or base
-    if version != base:
-        shutil.copytree(_root(None) / base, _root(None) / version)
+    version = _added_to(base, version)
     net, info = train([Path(d) for d in train_dirs], minutes)
     save_frame_network(kind, version, net)
-    card = load_card(version) | {"version": version}
-    card[kind] = info | {"trained_utc": datetime.now(UTC).isoformat(timespec="seconds")}
-    write_card(version, card)
-    return card
+    return _with_card_entry(version, kind, info)
 
 
 def add_ranker(base: str, version: str | None, train_dirs: list[str]) -> dict:
@@ -273,19 +284,15 @@ def add_ranker(base: str, version: str | None, train_dirs: list[str]) -> dict:
 
     torch.set_num_threads(2)
     started = time.monotonic()
-    version = version or base
-    if version != base:
-        shutil.copytree(_root(None) / base, _root(None) / version)
-    (_root(None) / version / RANKER_FILE).unlink(missing_ok=True)  # choose as the base's pipeline does
+    version = _added_to(base, version)
+    # The old ranker goes first. The replay chooses for itself whatever ranker is loaded
+    # (ranker_train.RecordingPredictor), but in place, one this code can no longer read would stop the
+    # base from loading at all.
+    (_root(None) / version / RANKER_FILE).unlink(missing_ok=True)
     ranker, info = train_ranker(base, [Path(d) for d in train_dirs])
     ranker.save(_root(None) / version)
-    card = load_card(version) | {"version": version}
-    card["ranker"] = info | {
-        "minutes": round((time.monotonic() - started) / 60.0, 1),
-        "trained_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    write_card(version, card)
-    return card
+    minutes = round((time.monotonic() - started) / 60.0, 1)
+    return _with_card_entry(version, "ranker", info | {"minutes": minutes})
 
 
 def run_training(
