@@ -158,7 +158,8 @@ def _fit(
     xs = [torch.tensor((e.features - mean) / scale, dtype=torch.float32) for e in examples]
     ys = [torch.tensor(e.good / e.good.sum(), dtype=torch.float32) for e in examples]
     for _ in tqdm(range(epochs), desc="fitting the ranker", unit="epoch", mininterval=5):
-        for batch in np.array_split(rng.permutation(len(examples)), 8):
+        # Eight batches an epoch; fewer examples than that make fewer, not empty, batches.
+        for batch in np.array_split(rng.permutation(len(examples)), min(8, len(examples))):
             loss = sum(-(ys[k] * torch.log_softmax(net(xs[k])[:, 0], 0)).sum() for k in batch) / len(batch)
             opt.zero_grad()
             loss.backward()
@@ -192,6 +193,11 @@ def train_ranker(base: str, roots: list[Path], seed: int = 0) -> tuple[Ranker, d
     fit_on = [e for e in examples if e.scene not in held]
     held_out = [e for e in examples if e.scene in held]
     disputed = [e for e in fit_on if 0 < e.good.sum() < len(e.good)]
+    if not disputed:
+        raise ValueError(
+            f"no object in {', '.join(map(str, roots))} has hypotheses that end differently: "
+            "nothing to learn a choice from (render more scenes, hard ones dispute most)"
+        )
     stacked = np.concatenate([e.features for e in fit_on])
     mean, scale = stacked.mean(0), stacked.std(0) + 1e-6
     net = _fit(disputed, mean, scale, seed)

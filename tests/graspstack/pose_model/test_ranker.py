@@ -8,6 +8,7 @@ import pytest
 
 from graspstack.frames import ObjectPose
 from graspstack.geometry import matrix_to_quat, rot_z
+from graspstack.pose_model import ranker_train
 from graspstack.pose_model.ranker import CLASSES, KINDS, N_FEATURES, Ranker, features
 from graspstack.pose_model.ranker_train import Example, Outcomes, _fit, _labelled, _ranker, switches
 from graspstack.pose_model.refine import Hypotheses, refine_pose
@@ -130,3 +131,18 @@ def test_the_fitted_ranker_learns_a_rule_that_separates_good_from_bad_hypotheses
     counts = switches(_ranker(net, mean, scale, 0.1), examples)
     assert counts["gained"] >= 30 and counts["broken"] <= 3
     assert switches(_ranker(net, mean, scale, 1.0), examples)["switched"] == 0  # no switch beats 1.0
+
+
+def test_a_handful_of_disputed_objects_still_fits():
+    f = np.eye(2, N_FEATURES, dtype=np.float32)
+    examples = [Example("s", f, np.array([True, False]), 1) for _ in range(3)]  # fewer than 8 batches
+    _fit(examples, np.zeros(N_FEATURES), np.ones(N_FEATURES), seed=0, epochs=2)
+
+
+def test_scenes_where_no_hypotheses_disagree_are_refused(monkeypatch):
+    agreed = [
+        Example(f"s{k}", np.zeros((2, N_FEATURES), np.float32), np.array([True, True]), 0) for k in range(10)
+    ]
+    monkeypatch.setattr(ranker_train, "collect", lambda base, roots: agreed)
+    with pytest.raises(ValueError, match="nothing to learn"):
+        ranker_train.train_ranker("v17", [])
