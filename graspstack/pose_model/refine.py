@@ -15,7 +15,7 @@ refined against the object's back-projected points in a table frame:
 The scripted score (surface distance + free-space violation) picks among them. Because all start at
 the network's answer, there is no yaw grid to search: that search is most of the baseline's latency.
 Where none explains the depth well, free ICP is restarted from the best turned 15-90 deg about each
-table axis (`_restarts`, with multi_start), since ICP from the network's pose often stops in a
+table axis (`_restarts`, with multi_start_above), since ICP from the network's pose often stops in a
 nearer minimum. The winner can then get a pattern search on the score over all six degrees of freedom
 (`_polish_free`, per hypothesis kind with `free_polish`), and a near-resting winner is set down on its
 resting pose when the depth explains that as well (`_snap_to_resting`). For a class whose body turns
@@ -84,14 +84,14 @@ BELOW_TABLE_M = 0.005  # a swept turn whose lowest hull vertex is this far under
 AXIS_TURN_MIN_SURENESS = 0.8
 AXIS_TURN_MARGIN = 0.03
 AXIS_TURN_MIN_DEG = 1.0
-# Multi-start (multi_start=True): when no seeded fit explains the depth well (best score above
-# MULTI_START_ABOVE_SCORE), free ICP runs again from the best one turned about its box centre by each
-# of these angles about each table axis, both ways (24 starts). On hard-slice misses the truth scored
-# better than the answer on the answer's own points for 29 of 52: ICP had stopped in a nearer
-# minimum 5-50 deg off. A restart wins only when it scores MULTI_START_HANDICAP better, since the
-# lowest of 24 noisy scores is lower than the truth's by chance (without it: as many lost as gained).
+# Multi-start (multi_start_above, per class in infer.MULTI_START_ABOVE_SCORE): when no seeded fit
+# explains the depth well (best score above it; a good fit scores 0.3-0.5), free ICP runs again from
+# the best one turned about its box centre by each of these angles about each table axis, both ways
+# (24 starts). On hard-slice misses the truth scored better than the answer on the answer's own
+# points for 29 of 52: ICP had stopped in a nearer minimum 5-50 deg off. A restart wins only when it
+# scores MULTI_START_HANDICAP better, since the lowest of 24 noisy scores is lower than the truth's by
+# chance (without it: as many lost as gained).
 MULTI_START_DEG = (15.0, 30.0, 45.0, 90.0)
-MULTI_START_ABOVE_SCORE = 0.5
 MULTI_START_HANDICAP = 0.08
 # The restarts are screened first: 4 ICP steps on 250 points, then only the 8 that score best get the
 # full free ICP. Interleaved on 120 nominal frames: +1.8 ms a mean frame against +3.1 ms for the full
@@ -232,7 +232,7 @@ def refine_pose(
     search_polish: bool = True,
     axis_sweep: bool = False,
     axis_turn: AxisTurn | None = None,
-    multi_start: bool = False,
+    multi_start_above: float | None = None,
     choose: Callable[[Hypotheses], int] | None = None,
 ) -> Refined:
     """choose: a learned choice between the hypotheses (ranker.Ranker.choose); None: the lowest
@@ -259,7 +259,7 @@ def refine_pose(
 
     R_all, t_all = np.stack(hyps_R), np.stack(hyps_t)
     score, inliers, violation = _score(Q, R_all, t_all, cloud, T_ct, depth_m, intr, tol)
-    if multi_start and float(score.min()) > MULTI_START_ABOVE_SCORE:
+    if multi_start_above is not None and float(score.min()) > multi_start_above:
         k = int(np.argmin(score))
         starts = _restarts(R_all[k], t_all[k], bbox_centre_obj(class_name))
         R, t = _restarted_fits(Q, *starts, cloud, T_ct, depth_m, intr, tol)
