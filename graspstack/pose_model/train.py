@@ -23,6 +23,8 @@ import math
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -248,12 +250,22 @@ FRAME_NET_TRAINERS = {
 }
 
 
-def _added_to(base: str, version: str | None) -> str:
-    """The version a part is added to: `base` itself (in place), or a copy of it named `version`."""
+@contextmanager
+def _adding_to(base: str, version: str | None) -> Iterator[str]:
+    """The version a part is added to: `base` itself (in place), or a copy of it named `version`. A
+    copy made here is removed again when adding the part fails, so a failed run leaves no half-made
+    version in the registry for a pilot to pick up (an existing `version` is refused, not touched)."""
     version = version or base
-    if version != base:
-        shutil.copytree(_root(None) / base, _root(None) / version)
-    return version
+    if version == base:
+        yield version
+        return
+    made = _root(None) / version
+    shutil.copytree(_root(None) / base, made)
+    try:
+        yield version
+    except BaseException:
+        shutil.rmtree(made, ignore_errors=True)
+        raise
 
 
 def _with_card_entry(version: str, key: str, info: dict) -> dict:
@@ -271,10 +283,10 @@ def add_frame_net(kind: str, base: str, version: str | None, train_dirs: list[st
     train = getattr(importlib.import_module(module), name)
 
     torch.set_num_threads(2)
-    version = _added_to(base, version)
-    net, info = train([Path(d) for d in train_dirs], minutes)
-    save_frame_network(kind, version, net)
-    return _with_card_entry(version, kind, info)
+    with _adding_to(base, version) as version:
+        net, info = train([Path(d) for d in train_dirs], minutes)
+        save_frame_network(kind, version, net)
+        return _with_card_entry(version, kind, info)
 
 
 def add_ranker(base: str, version: str | None, train_dirs: list[str]) -> dict:
@@ -284,15 +296,15 @@ def add_ranker(base: str, version: str | None, train_dirs: list[str]) -> dict:
 
     torch.set_num_threads(2)
     started = time.monotonic()
-    version = _added_to(base, version)
-    # The old ranker goes first. The replay chooses for itself whatever ranker is loaded
-    # (ranker_train.RecordingPredictor), but in place, one this code can no longer read would stop the
-    # base from loading at all.
-    (_root(None) / version / RANKER_FILE).unlink(missing_ok=True)
-    ranker, info = train_ranker(base, [Path(d) for d in train_dirs])
-    ranker.save(_root(None) / version)
-    minutes = round((time.monotonic() - started) / 60.0, 1)
-    return _with_card_entry(version, "ranker", info | {"minutes": minutes})
+    with _adding_to(base, version) as version:
+        # The old ranker goes first. The replay chooses for itself whatever ranker is loaded
+        # (ranker_train.RecordingPredictor), but in place, one this code can no longer read would stop
+        # the base from loading at all.
+        (_root(None) / version / RANKER_FILE).unlink(missing_ok=True)
+        ranker, info = train_ranker(base, [Path(d) for d in train_dirs])
+        ranker.save(_root(None) / version)
+        minutes = round((time.monotonic() - started) / 60.0, 1)
+        return _with_card_entry(version, "ranker", info | {"minutes": minutes})
 
 
 def run_training(

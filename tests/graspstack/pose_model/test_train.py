@@ -168,3 +168,19 @@ def test_retraining_a_stage_keeps_the_bases_wayround_net(tiny_registry):
     card = _fine_tune_crops(tiny_registry)
     assert _kept_from_base(registry.WAYROUND_WEIGHTS_FILE)
     assert card["wayround"] == {"train_crops": 7, "from": "base"}
+
+
+def test_a_failed_stage_leaves_no_half_made_copy(tiny_registry, monkeypatch):
+    """A stage that fails while adding its part to a copy of the base removes the copy: a pilot or
+    `graspstack eval --predictor model:child` must not find a version without the part its card
+    promises. The base is left as it was."""
+    import graspstack.pose_model.studs_train as studs_train
+
+    def failing(train_dirs, minutes):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(studs_train, "train_studs", failing)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run_training([str(tiny_registry)], [], "child", 0.02, stage="studs", base="base")
+    assert not (registry._root(None) / "child").exists()
+    assert "base" in registry.list_versions()
